@@ -1,0 +1,76 @@
+"""Test accuracy of the default run over many seeds, beside a scaled logistic regression.
+
+    python bench/accuracy.py                 # seeds 1..30, default settings
+    python bench/accuracy.py --seeds 10 -- --lr 0.001   # any DataClassifier options after --
+
+Each seed is a full `DataClassifier.py` run (its own 75/30/45 split); the accuracy is
+recomputed exactly from the saved checkpoint. The logistic regression (scikit-learn,
+features standardized on the training rows) is fitted on the same splits.
+"""
+import argparse
+import contextlib
+import io
+import os
+import statistics
+import sys
+import tempfile
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import DataClassifier as dc  # noqa: E402
+
+
+def network_accuracy(seed, options, folder):
+    checkpoint = os.path.join(folder, "NetModel.pth")
+    argv = ["--seed", str(seed), "--output-dir", folder] + options
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = dc.main(argv)
+    if status != 0:
+        raise SystemExit(f"DataClassifier.py {' '.join(argv)} failed with exit code {status}")
+    args = dc.parse_args(argv)
+    data = dc.load_data(args.data, args.label)
+    _, _, test_rows = dc.split_data(len(data.targets), seed)
+    model = dc.load_model(checkpoint, len(data.features), len(data.classes))
+    with torch.no_grad():
+        predicted = model(data.inputs[test_rows]).argmax(dim=1)
+    return 100 * (predicted == data.targets[test_rows]).float().mean().item(), data, test_rows
+
+
+def logistic_accuracy(data, seed):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train_rows, _, test_rows = dc.split_data(len(data.targets), seed)
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    classifier.fit(data.inputs[train_rows].numpy(), data.targets[train_rows].numpy())
+    return 100 * classifier.score(data.inputs[test_rows].numpy(), data.targets[test_rows].numpy())
+
+
+def summary(name, values):
+    return (f"{name}: mean {statistics.mean(values):.1f} %, median {statistics.median(values):.1f} %, "
+            f"min {min(values):.1f} %, max {max(values):.1f} %")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=30, help="use seeds 1..N (default 30)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the logistic regression")
+    parser.add_argument("options", nargs="*", help="DataClassifier options, after --")
+    args = parser.parse_args()
+    network, logistic = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for seed in range(1, args.seeds + 1):
+            accuracy, data, _ = network_accuracy(seed, args.options, folder)
+            network.append(accuracy)
+            if not args.no_baseline:
+                logistic.append(logistic_accuracy(data, seed))
+    print("options:", " ".join(args.options) or "(defaults)")
+    print(summary(f"DataClassifier, seeds 1..{args.seeds}", network))
+    if logistic:
+        print(summary("LogisticRegression with scaling, same splits", logistic))
+
+
+if __name__ == "__main__":
+    main()
