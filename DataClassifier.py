@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import pickle
 import sys
 import tempfile
 
@@ -52,42 +53,263 @@ class RunError(Exception):
 # Load the data
 # ---------------------------------------------------------------------------
 
+TABLE_TYPES = (".csv", ".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
+ROW_NUMBER_NAMES = {"#", "id", "index", "no", "no.", "nr", "number", "row", "row number", "unnamed: 0"}
+MINIMUM_ROWS = 5  # the fewest rows for which int(rows*0.2) validation and int(rows*0.3) test rows are both > 0
+
+
 class Data:
     """A table turned into tensors: raw float32 inputs, int64 class numbers, and their names."""
 
-    def __init__(self, table, inputs, targets, features, classes):
+    def __init__(self, table, inputs, targets, features, classes, label):
         self.table = table
         self.inputs = inputs
         self.targets = targets
         self.features = features
         self.classes = classes
+        self.label = label
+
+
+def load_data(path, label, features=None, sheet=None, drop_missing=False, classes=None):
+    """Read the table and convert it to tensors.
+
+    features: the input columns (default: every numeric column but the label and a
+    leading row-number column). classes: the class names in index order, when a trained
+    model fixes them (default: the label's values, sorted).
+    """
+    table = read_table(path, sheet)
+    if label not in table.columns:
+        raise InputError(f"{path}: no column '{label}' to predict; the columns there are: "
+                         f"{column_list(table.columns)}; name one with --label")
+    features = list(features) if features else default_features(table, label, path)
+    check_columns(table, features, path, "--features")
+    if label in features:
+        raise InputError(f"{path}: column '{label}' is the label and cannot also be a feature")
+    table = missing_values(table, features + [label], path, drop_missing)
+    if len(table) < MINIMUM_ROWS:
+        raise InputError(f"{path}: {len(table)} data rows; at least {MINIMUM_ROWS} are needed so that the "
+                         "training, validation (20 %) and test (30 %) sets are not empty")
+    inputs = torch.from_numpy(numeric_matrix(table, features, path))
+    names = label_names(table[label])
+    if classes is None:
+        classes = sorted_classes(table[label], names)
+        if len(classes) < 2:
+            raise InputError(f"{path}: column '{label}' holds a single class ('{classes[0]}'); "
+                             "at least two are needed to train a classifier")
+    targets = torch.from_numpy(class_numbers(names, classes, table.index, path, label))
+    return Data(table, inputs, targets, features, classes, label)
 
 
 def read_table(path, sheet=None):
-    """Read a .csv, .xlsx, .xlsm, .xls or .ods file into a DataFrame."""
-    return pd.read_excel(path, sheet_name=0 if sheet is None else sheet, engine="calamine")
+    """Read a .csv, .xlsx, .xlsm, .xls, .xlsb or .ods file into a DataFrame with text column names."""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise InputError(f"{path} is a folder; give a table file ({', '.join(TABLE_TYPES)})")
+    kind = os.path.splitext(path)[1].lower()
+    if kind not in TABLE_TYPES:
+        raise InputError(f"{path}: unsupported file type '{kind or '(none)'}'; "
+                         f"DataClassifier reads {', '.join(TABLE_TYPES)}")
+    if os.path.getsize(path) == 0:
+        raise InputError(f"{path} is an empty file")
+    if kind == ".csv":
+        if sheet is not None:
+            raise InputError(f"{path}: --sheet applies to workbooks; a CSV file has a single table")
+        table = read_csv(path)
+    else:
+        table = read_workbook(path, sheet)
+    table.columns = [str(column) for column in table.columns]
+    if len(table) == 0:
+        raise InputError(f"{path} has a header row but no data rows")
+    return table
 
 
-def load_data(path, label, features=None, sheet=None):
-    """Read the table and convert it to tensors."""
-    table = read_table(path, sheet)
-    if features is None:
-        features = [column for column in table.columns[1:] if column != label]
-    classes = sorted(table[label].unique())
-    class_number = {name: number for number, name in enumerate(classes)}
-    inputs = torch.tensor(table[features].to_numpy(dtype=np.float32))
-    targets = torch.tensor(table[label].map(class_number).to_numpy(dtype=np.int64))
-    return Data(table, inputs, targets, list(features), [str(name) for name in classes])
+def read_csv(path):
+    with open(path, "rb") as file:
+        start = file.read(65536)
+    if b"\0" in start:
+        raise InputError(f"{path} is not a CSV file: it holds binary data")
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return pd.read_csv(path, encoding=encoding)
+        except UnicodeDecodeError:
+            continue
+        except pd.errors.EmptyDataError:
+            raise InputError(f"{path} holds no table (no header row)") from None
+        except (pd.errors.ParserError, ValueError) as error:
+            raise InputError(f"{path} is not a readable CSV table: {first_line(error)}") from None
+    raise InputError(f"{path} is not a text CSV file in UTF-8 or Windows-1252 encoding")
 
 
-def show_data(table, label):
-    """Print a look at the table, as the tutorial does."""
+def read_workbook(path, sheet):
+    """Read one sheet: by name, by position counting from 1, or the first one."""
+    try:
+        book = pd.ExcelFile(path, engine="calamine")
+    except Exception as error:  # the reader raises many types for a file that is not a workbook
+        raise InputError(f"{path} is not a readable {os.path.splitext(path)[1]} workbook "
+                         f"(it may be damaged or of another type): {first_line(error)}") from None
+    with book:
+        names = book.sheet_names
+        if not names:
+            raise InputError(f"{path} holds no sheets")
+        if sheet is None:
+            name = names[0]
+        elif sheet in names:
+            name = sheet
+        elif sheet.isdigit() and 1 <= int(sheet) <= len(names):
+            name = names[int(sheet) - 1]
+        else:
+            raise InputError(f"{path}: no sheet '{sheet}'; the sheets there are: {column_list(names)} "
+                             f"(or give a position from 1 to {len(names)})")
+        try:
+            table = pd.read_excel(book, sheet_name=name)
+        except Exception as error:
+            raise InputError(f"{path}: sheet '{name}' cannot be read: {first_line(error)}") from None
+    if table.columns.size == 0 or (len(table) == 0 and all(str(c).startswith("Unnamed:") for c in table.columns)):
+        where = "the first sheet" if sheet is None else "sheet"
+        raise InputError(f"{path}: {where} '{name}' holds no data; the sheets there are: "
+                         f"{column_list(names)}; choose one with --sheet")
+    return table
+
+
+def first_line(error):
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:300]
+
+
+def column_list(columns):
+    columns = [f"'{column}'" for column in columns]
+    return ", ".join(columns[:30]) + (f" and {len(columns) - 30} more" if len(columns) > 30 else "")
+
+
+def spreadsheet_rows(index, limit=5):
+    """Spreadsheet row numbers of table rows (the header is row 1), the first few of them."""
+    rows = [str(position + 2) for position in list(index[:limit])]
+    return ", ".join(rows) + (f" and {len(index) - limit} more" if len(index) > limit else "")
+
+
+def check_columns(table, columns, path, option):
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        raise InputError(f"{path}: no column {column_list(missing)}; the columns there are: "
+                         f"{column_list(table.columns)}; check {option}")
+
+
+def default_features(table, label, path):
+    """Every numeric column except the label and a leading row-number column."""
+    candidates = [column for column in table.columns if column != label]
+    if candidates and candidates[0] == table.columns[0] and is_row_number(table[candidates[0]]):
+        candidates = candidates[1:]
+    features = [column for column in candidates if is_numeric_column(table[column])]
+    if not features:
+        raise InputError(f"{path}: no numeric feature columns besides the label '{label}' "
+                         f"(the columns there are: {column_list(table.columns)}); "
+                         "the model needs at least one column of numbers")
+    return features
+
+
+def is_row_number(column):
+    """A column that only numbers the rows: the tutorial's '#', or an 'Id' counting 1, 2, 3 ..."""
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column) or column.isna().any():
+        return False
+    values = column.to_numpy(dtype=np.float64)
+    if not np.array_equal(values, np.round(values)) or len(np.unique(values)) != len(values):
+        return False
+    if str(column.name).strip().lower() in ROW_NUMBER_NAMES:
+        return True
+    ordered = np.sort(values)
+    return ordered[0] in (0, 1) and ordered[-1] - ordered[0] == len(values) - 1
+
+
+def is_numeric_column(column):
+    """Numbers, or mostly numbers with a few text cells (which numeric_matrix then reports)."""
+    if pd.api.types.is_numeric_dtype(column):
+        return True
+    if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
+        return False
+    filled = column.dropna()
+    return len(filled) > 0 and pd.to_numeric(filled, errors="coerce").notna().mean() >= 0.5
+
+
+def is_blank(column):
+    """Empty cells: missing values, and text that is only spaces."""
+    blank = column.isna()
+    if not pd.api.types.is_numeric_dtype(column):
+        blank |= column.astype(str).str.strip().eq("") & ~blank
+    return blank
+
+
+def missing_values(table, columns, path, drop_missing):
+    """Stop at empty cells, naming columns and rows, or drop their rows with --drop-missing."""
+    blank = pd.DataFrame({column: is_blank(table[column]) for column in columns}, index=table.index)
+    rows = blank.any(axis=1)
+    if not rows.any():
+        return table
+    if drop_missing:
+        print(f"Dropped {int(rows.sum())} rows with empty cells (--drop-missing)")
+        return table[~rows]
+    empty_columns = [column for column in columns if blank[column].any()]
+    raise InputError(f"{path}: empty cells in column {column_list(empty_columns)} at row "
+                     f"{spreadsheet_rows(table.index[rows.to_numpy()])}; fill them in, or pass "
+                     "--drop-missing to leave those rows out")
+
+
+def numeric_matrix(table, features, path):
+    """The feature columns as a float32 array; text or infinite values are refused by cell."""
+    matrix = np.empty((len(table), len(features)), dtype=np.float32)
+    for position, column in enumerate(features):
+        values = table[column]
+        numbers = values if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(values, errors="coerce")
+        text = numbers.isna() & values.notna()
+        if text.any():
+            row = text.to_numpy().argmax()
+            raise InputError(f"{path}: column '{column}', row {table.index[row] + 2} holds "
+                             f"'{values.iloc[row]}', which is not a number; features must be numbers")
+        matrix[:, position] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        infinite = ~np.isfinite(matrix[:, position])
+        if infinite.any():
+            row = infinite.argmax()
+            raise InputError(f"{path}: column '{column}', row {table.index[row] + 2} holds "
+                             f"{values.iloc[row]}, which is infinite or too large for a 32-bit float; "
+                             "features must be finite numbers")
+    return matrix
+
+
+def label_names(column):
+    """The label column as text; whole numbers read as floats print as '1', not '1.0'."""
+    if pd.api.types.is_float_dtype(column) and np.array_equal(column, np.round(column)):
+        column = column.astype(np.int64)
+    return column.astype(str).str.strip()
+
+
+def sorted_classes(column, names):
+    """Class names in index order: sorted as numbers when the label holds numbers."""
+    if pd.api.types.is_numeric_dtype(column):
+        return list(label_names(pd.Series(np.unique(column.to_numpy()))))
+    return sorted(names.unique())
+
+
+def class_numbers(names, classes, index, path, label):
+    numbers = pd.Categorical(names, categories=classes).codes.astype(np.int64)
+    unknown = numbers < 0
+    if unknown.any():
+        row = unknown.argmax()
+        raise InputError(f"{path}: column '{label}', row {index[row] + 2} holds '{names.iloc[row]}', "
+                         f"which is not one of the model's classes: {column_list(classes)}")
+    return numbers
+
+
+def show_data(data):
+    """Print a look at the table, as the tutorial does, and the columns the model uses."""
     print("Take a look at sample from the dataset:")
     with pd.option_context("display.width", 200, "display.max_columns", 50):
-        print(table.head())
-    print("\nOur dataset is balanced and has the following values to predict:")
-    print(table[label].value_counts())
-    print()
+        print(data.table.head())
+    counts = data.table[data.label].value_counts()
+    balanced = "is balanced and has" if counts.nunique() == 1 else "is not balanced; it has"
+    print(f"\nOur dataset {balanced} the following values to predict:")
+    print(counts)
+    print(f"\nInput features ({len(data.features)}): {', '.join(data.features)}")
+    print(f"Classes ({len(data.classes)}): {', '.join(data.classes)}\n")
 
 
 def split_data(number_rows, seed):
@@ -201,18 +423,85 @@ def save_model(state_dict, path):
         torch.save(state_dict, temporary)
 
 
+def metadata_path(checkpoint):
+    """Where the class and feature names of a checkpoint live: NetModel.pth -> NetModel.json."""
+    return os.path.splitext(checkpoint)[0] + ".json"
+
+
+def save_metadata(checkpoint, features, classes, label):
+    with atomic_path(metadata_path(checkpoint)) as temporary, open(temporary, "w", encoding="utf-8") as file:
+        json.dump({"features": features, "classes": classes, "label": label}, file, indent=2)
+
+
+def load_metadata(checkpoint):
+    """Features, classes and label a checkpoint was trained on; the tutorial's Iris when none are saved."""
+    path = metadata_path(checkpoint)
+    if not os.path.exists(path):
+        return {"features": IRIS_FEATURES, "classes": IRIS_CLASSES, "label": DEFAULT_LABEL}
+    try:
+        with open(path, encoding="utf-8") as file:
+            metadata = json.load(file)
+        if not (isinstance(metadata.get("features"), list) and isinstance(metadata.get("classes"), list)
+                and metadata["features"] and len(metadata["classes"]) >= 2):
+            raise ValueError("it needs a list of features and a list of at least two classes")
+    except (OSError, ValueError, AttributeError) as error:
+        raise InputError(f"{path}: not the metadata DataClassifier writes beside {os.path.basename(checkpoint)} "
+                         f"({first_line(error)}); delete it to take the checkpoint as the tutorial's Iris model") from None
+    metadata.setdefault("label", DEFAULT_LABEL)
+    return metadata
+
+
 def load_model(path, input_size, output_size):
-    """Load a checkpoint into the tutorial's Network, refusing anything but plain weights."""
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    """Load a checkpoint into the tutorial's Network, refusing anything but plain weights.
+
+    weights_only=True unpickles tensors and plain containers only, so a checkpoint made
+    to run code when loaded is refused before anything in it runs.
+    """
+    if not os.path.isfile(path):
+        raise InputError(f"checkpoint {path} not found; train a model first, or point --checkpoint at one")
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise InputError(f"{path} was refused: it holds more than plain weights and loading it could run "
+                         f"code ({first_line(error)[:120]}); use a checkpoint saved as a state_dict") from None
+    except Exception as error:
+        raise InputError(f"{path} is not a PyTorch checkpoint: {first_line(error)}") from None
+    expected = Network(input_size, output_size).state_dict()
+    if not isinstance(state_dict, dict) or sorted(state_dict) != sorted(expected):
+        keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+        raise InputError(f"{path} is not a state_dict of the tutorial's Network: it holds {keys}, "
+                         f"expected {sorted(expected)}")
+    if any(not isinstance(state_dict[name], torch.Tensor) or state_dict[name].shape != tensor.shape
+           for name, tensor in expected.items()):
+        raise InputError(f"{path} was trained on {shape_text(state_dict)}, but this run has "
+                         f"{input_size} features and {output_size} classes")
     model = Network(input_size, output_size)
     model.load_state_dict(state_dict)
+    if not all(torch.isfinite(tensor).all() for tensor in state_dict.values()):
+        raise InputError(f"{path} holds weights that are not finite numbers (NaN or infinity)")
     model.eval()
     return model
+
+
+def shape_text(state_dict):
+    try:
+        features, classes = state_dict["layer1.weight"].shape[1], state_dict["layer3.weight"].shape[0]
+        return f"{features} features and {classes} classes"
+    except (AttributeError, IndexError, KeyError):
+        return "weights of other shapes"
 
 
 # ---------------------------------------------------------------------------
 # Train the model
 # ---------------------------------------------------------------------------
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training; `epoch` is the epoch of the checkpoint kept so far (0: none)."""
+
+    def __init__(self, epoch):
+        super().__init__(epoch)
+        self.epoch = epoch
+
 
 def train(model, train_loader, validate_loader, loss_fn, optimizer, num_epochs, device, save):
     """The tutorial's training loop; calls save() whenever the validation loss improves.
@@ -220,34 +509,64 @@ def train(model, train_loader, validate_loader, loss_fn, optimizer, num_epochs, 
     The tutorial saves when the validation accuracy improves. On Iris's 30 validation rows
     that figure moves in steps of 3.3 % and often peaks by luck on an undertrained early
     epoch, so the loss, which moves smoothly, picks the checkpoint (see README, "Accuracy").
-    Returns the epoch that was kept.
+    Returns the history: per epoch, training loss, validation loss and accuracy.
     """
-    best_loss, best_epoch = math.inf, 0
+    best_loss, best_epoch, history = math.inf, 0, []
     print("Begin training...")
-    for epoch in range(1, num_epochs + 1):
-        running_train_loss = 0.0
+    try:
+        for epoch in range(1, num_epochs + 1):
+            running_train_loss = 0.0
 
-        model.train()
-        for inputs, outputs in train_loader:
-            inputs, outputs = inputs.to(device), outputs.to(device)
-            optimizer.zero_grad()
-            predicted_outputs = model(inputs)
-            train_loss = loss_fn(predicted_outputs, outputs)
-            train_loss.backward()
-            optimizer.step()
-            running_train_loss += train_loss.item()
-        train_loss_value = running_train_loss / len(train_loader)
+            model.train()
+            for inputs, outputs in progress(train_loader, epoch):
+                inputs, outputs = inputs.to(device), outputs.to(device)
+                optimizer.zero_grad()
+                predicted_outputs = model(inputs)
+                train_loss = loss_fn(predicted_outputs, outputs)
+                train_loss.backward()
+                optimizer.step()
+                running_train_loss += check_finite(train_loss.item(), epoch)
+            train_loss_value = running_train_loss / len(train_loader)
 
-        val_loss_value, correct, total = evaluate(model, validate_loader, loss_fn, device)
-        accuracy = 100 * correct / total
+            val_loss_value, correct, total = evaluate(model, validate_loader, loss_fn, device)
+            accuracy = 100 * correct / total
 
-        if val_loss_value < best_loss:
-            save()
-            best_loss, best_epoch = val_loss_value, epoch
+            if check_finite(val_loss_value, epoch) < best_loss:
+                save()
+                best_loss, best_epoch = val_loss_value, epoch
 
-        print("Completed training batch", epoch, "Training Loss is: %.4f" % train_loss_value,
-              "Validation Loss is: %.4f" % val_loss_value, "Accuracy is %d %%" % accuracy)
-    return best_epoch
+            print("Completed training batch", epoch, "Training Loss is: %.4f" % train_loss_value,
+                  "Validation Loss is: %.4f" % val_loss_value, "Accuracy is %d %%" % accuracy)
+            history.append((train_loss_value, val_loss_value, accuracy))
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(best_epoch) from None
+    return history
+
+
+def check_finite(loss, epoch):
+    """Stop a diverging run before it can save a model of NaN weights."""
+    if not math.isfinite(loss):
+        raise InputError(f"training diverged in epoch {epoch}: the loss became {loss}; "
+                         "lower the learning rate (--lr); the last good checkpoint is kept")
+    return loss
+
+
+def progress(loader, epoch):
+    """The loader, behind a progress bar with rows per second on an interactive terminal.
+
+    tqdm's delay keeps the bar away from epochs that take under two seconds, and nothing
+    is shown when the output goes to a file or a pipe.
+    """
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        yield from loader
+        return
+    from tqdm import tqdm
+
+    rows = len(loader.dataset)
+    with tqdm(total=rows, desc=f"Epoch {epoch}", unit="rows", unit_scale=True, leave=False, delay=2) as bar:
+        for inputs, outputs in loader:
+            yield inputs, outputs
+            bar.update(len(outputs))
 
 
 def evaluate(model, loader, loss_fn, device):
@@ -305,61 +624,344 @@ def test_species(model, test_loader, classes, device):
 
 
 # ---------------------------------------------------------------------------
+# Convert the model to ONNX
+# ---------------------------------------------------------------------------
+
+OPSETS = range(7, 18)  # 7: Windows 10 1809's in-box Windows ML; 17: the newest the TorchScript exporter writes
+DEFAULT_OPSET = 11
+CHECK_ROWS = 1000      # the exported file is checked against PyTorch on at most this many test rows
+TOLERANCE = 1e-4
+
+
+def convert(model, path, opset, features, classes, check_inputs):
+    """Export the model to ONNX as the tutorial's next stage does, check it, then put it in place.
+
+    The file is written and checked under a temporary name; a failed check leaves any
+    earlier Network.onnx as it was.
+    """
+    import onnx
+
+    with atomic_path(path) as temporary:
+        export_onnx(model, temporary, opset, len(features))
+        exported = onnx.load(temporary)
+        onnx.helper.set_model_props(exported, {"classes": json.dumps(classes), "features": json.dumps(features)})
+        onnx.save(exported, temporary)
+        largest_difference = check_onnx(temporary, model, check_inputs)
+    print("\nModel has been converted to ONNX")
+    print(f"Checked {path} (opset {opset}) with onnxruntime on {len(check_inputs)} test rows: "
+          f"same predicted classes, largest score difference {largest_difference:.1e}")
+
+
+def export_onnx(model, path, opset, input_size):
+    """torch.onnx.export with the tutorial's names and a dynamic batch axis.
+
+    dynamo=False picks the TorchScript-based exporter on purpose: the newer exporter
+    writes opset 18 and above only, and Windows ML before Windows 11 reads opsets up to
+    7 (1809), 8 (1903) or 11-12. The TorchScript exporter is deprecated; a PyTorch that no
+    longer has it gets a clear error rather than a traceback.
+    """
+    import warnings
+
+    dummy_input = torch.zeros(1, input_size)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model.cpu().eval(), dummy_input, path, export_params=True, opset_version=opset,
+                              do_constant_folding=True, input_names=["input"], output_names=["output"],
+                              dynamic_axes={"input": {0: "batch_size"}, "output": {0: "batch_size"}}, dynamo=False)
+    except Exception as error:
+        raise RunError(f"PyTorch {torch.__version__} could not export opset {opset} with its TorchScript-based "
+                       f"ONNX exporter ({first_line(error)}); install the version requirements.txt pins") from None
+
+
+def check_onnx(path, model, check_inputs):
+    """Run the ONNX checker, then onnxruntime: scores within 1e-4 of PyTorch's, same classes."""
+    import onnx
+    import onnxruntime
+
+    try:
+        onnx.checker.check_model(onnx.load(path), full_check=True)
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        onnx_scores = np.concatenate([session.run(["output"], {"input": check_inputs[:1].numpy()})[0],
+                                      session.run(["output"], {"input": check_inputs[1:].numpy()})[0]])
+    except Exception as error:
+        raise RunError(f"the exported ONNX model failed its check: {first_line(error)}") from None
+    with torch.no_grad():
+        torch_scores = model.cpu()(check_inputs).numpy()
+    difference = np.abs(onnx_scores - torch_scores) / np.maximum(1.0, np.abs(torch_scores))
+    largest = float(difference.max())
+    if not largest <= TOLERANCE or not np.array_equal(onnx_scores.argmax(1), torch_scores.argmax(1)):
+        raise RunError(f"the exported ONNX model disagrees with PyTorch (largest difference {largest:.1e}, "
+                       f"allowed {TOLERANCE:.0e}); Network.onnx was not written")
+    return largest
+
+
+# ---------------------------------------------------------------------------
+# Predict with a trained model
+# ---------------------------------------------------------------------------
+
+def load_trained(checkpoint):
+    """The checkpoint's model and metadata, ready for prediction."""
+    metadata = load_metadata(checkpoint)
+    model = load_model(checkpoint, len(metadata["features"]), len(metadata["classes"]))
+    return model, metadata
+
+
+def probabilities(model, inputs):
+    with torch.no_grad():
+        return F.softmax(model(inputs), dim=1)
+
+
+def predict(checkpoint, texts):
+    """Print the predicted class of one row of values, then every class's probability."""
+    model, metadata = load_trained(checkpoint)
+    features, classes = metadata["features"], metadata["classes"]
+    if len(texts) != len(features):
+        raise InputError(f"--predict takes {len(features)} values, one per feature in this order: "
+                         f"{', '.join(features)}; got {len(texts)}")
+    values = []
+    for feature, text in zip(features, texts):
+        try:
+            values.append(float(text))
+        except ValueError:
+            raise InputError(f"--predict: '{text}' for '{feature}' is not a number") from None
+        if not math.isfinite(values[-1]):
+            raise InputError(f"--predict: '{text}' for '{feature}' is not a finite number")
+    chances = probabilities(model, torch.tensor([values], dtype=torch.float32))[0].tolist()
+    best = max(range(len(classes)), key=chances.__getitem__)
+    print(f"{classes[best]} ({100 * chances[best]:.1f} %)")
+    width = max(len(name) for name in classes)
+    for name, chance in zip(classes, chances):
+        print(f"  {name:<{width}}  {100 * chance:5.1f} %")
+    return classes[best]
+
+
+def predict_file(checkpoint, path, sheet, output_dir, drop_missing):
+    """Write predictions.csv: the input's columns, the predicted class, each class's probability."""
+    model, metadata = load_trained(checkpoint)
+    features, classes, label = metadata["features"], metadata["classes"], metadata["label"]
+    table = read_table(path, sheet)
+    check_columns(table, features, path, f"the file (the model was trained on {', '.join(features)})")
+    table = missing_values(table, features, path, drop_missing)
+    chances = probabilities(model, torch.from_numpy(numeric_matrix(table, features, path))).numpy()
+    predictions = table.copy()
+    predictions["Predicted"] = [classes[number] for number in chances.argmax(axis=1)]
+    for number, name in enumerate(classes):
+        predictions[name] = chances[:, number]
+    destination = os.path.join(output_dir, "predictions.csv")
+    with atomic_path(destination) as temporary:
+        predictions.to_csv(temporary, index=False)
+    print(f"Wrote {len(predictions)} predictions to {destination}")
+    if label in table.columns:
+        known = ~is_blank(table[label])
+        right = (label_names(table[label][known]) == predictions["Predicted"][known]).sum()
+        print(f"Accuracy against the '{label}' column: {100 * right / max(1, known.sum()):.1f} % "
+              f"of {int(known.sum())} rows")
+    return predictions
+
+
+# ---------------------------------------------------------------------------
+# Pictures of the training
+# ---------------------------------------------------------------------------
+
+def import_pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise InputError("--plot needs matplotlib, which is not installed: pip install matplotlib") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+    return pyplot
+
+
+def plot_training(history, path):
+    """training.png: training and validation loss, and validation accuracy, per epoch."""
+    pyplot = import_pyplot()
+    epochs = range(1, len(history) + 1)
+    train_loss, val_loss, accuracy = zip(*history)
+    figure, (losses, accuracies) = pyplot.subplots(1, 2, figsize=(11, 4.2))
+    losses.plot(epochs, train_loss, marker="o", label="training loss")
+    losses.plot(epochs, val_loss, marker="o", label="validation loss")
+    losses.set(title="Loss per epoch", xlabel="epoch", ylabel="cross-entropy loss")
+    losses.legend()
+    accuracies.plot(epochs, accuracy, marker="o", color="tab:green")
+    accuracies.set(title="Validation accuracy per epoch", xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 105))
+    for axes in (losses, accuracies):
+        axes.grid(alpha=0.3)
+        axes.xaxis.get_major_locator().set_params(integer=True)
+    save_figure(figure, path)
+
+
+def plot_confusion(predicted, actual, classes, path):
+    """confusion.png: test rows by true class (rows) and predicted class (columns)."""
+    pyplot = import_pyplot()
+    count = len(classes)
+    matrix = torch.bincount(actual * count + predicted, minlength=count * count).reshape(count, count).numpy()
+    size = max(4.5, 0.6 * count + 3)
+    figure, axes = pyplot.subplots(figsize=(size + 1, size))
+    image = axes.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axes, label="test rows")
+    axes.set_xticks(range(count), classes, rotation=30, ha="right")
+    axes.set_yticks(range(count), classes)
+    axes.set(title=f"Confusion matrix, {int(matrix.sum())} test rows", xlabel="predicted class", ylabel="true class")
+    for row in range(count):
+        for column in range(count):
+            dark = matrix[row, column] > matrix.max() / 2
+            axes.text(column, row, matrix[row, column], ha="center", va="center", color="white" if dark else "black")
+    save_figure(figure, path)
+
+
+def save_figure(figure, path):
+    import matplotlib.pyplot as pyplot
+
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=110)
+    pyplot.close(figure)
+
+
+# ---------------------------------------------------------------------------
 # The command line
 # ---------------------------------------------------------------------------
+
+def positive(kind):
+    """An argparse type: a finite number above zero."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a {'whole ' if kind is int else ''}number") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} is not allowed; give a number above zero")
+        return value
+    return parse
+
+
+def opset(text):
+    if not text.isdigit() or int(text) not in OPSETS:
+        raise argparse.ArgumentTypeError(f"{text} is not supported; give an opset from {OPSETS[0]} to {OPSETS[-1]}")
+    return int(text)
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="DataClassifier.py",
         description="Train the Windows ML tutorial's classifier on a spreadsheet, test it and export it to ONNX.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--data", default=DEFAULT_DATA, metavar="PATH", help="the table to train on")
-    parser.add_argument("--label", default=DEFAULT_LABEL, metavar="COLUMN", help="the column to predict")
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, metavar="N", help="passes over the training set")
-    parser.add_argument("--lr", type=float, default=DEFAULT_LEARNING_RATE, help="Adam's learning rate")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N", help="rows per training batch")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="N",
-                        help="seed of the split, the initial weights and the shuffling; same seed, same numbers")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="auto takes the CUDA GPU when there is one, else the CPU")
-    parser.add_argument("--output-dir", default=".", metavar="DIR", help="where NetModel.pth and the other outputs go")
-    parser.add_argument("--checkpoint", metavar="PATH", help="the model file to write or read (default: DIR/NetModel.pth)")
-    parser.add_argument("--skip-training", action="store_true", help="test an existing checkpoint without training")
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default=DEFAULT_DATA, metavar="PATH",
+                      help="the table to train on: .csv, .xlsx, .xlsm, .xls, .xlsb or .ods")
+    data.add_argument("--sheet", metavar="NAME_OR_NUMBER",
+                      help="the workbook sheet, by name or by position counting from 1 (default: the first)")
+    data.add_argument("--label", default=DEFAULT_LABEL, metavar="COLUMN", help="the column to predict")
+    data.add_argument("--features", nargs="+", metavar="COLUMN",
+                      help="the input columns (default: every numeric column but the label and a leading row number)")
+    data.add_argument("--drop-missing", action="store_true", help="leave out rows with empty cells instead of stopping")
+    training = parser.add_argument_group("training")
+    training.add_argument("--epochs", type=positive(int), default=DEFAULT_EPOCHS, metavar="N",
+                          help="passes over the training set")
+    training.add_argument("--lr", type=positive(float), default=DEFAULT_LEARNING_RATE, help="Adam's learning rate")
+    training.add_argument("--batch-size", type=positive(int), default=DEFAULT_BATCH_SIZE, metavar="N",
+                          help="rows per training batch")
+    training.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="N",
+                          help="seed of the split, the initial weights and the shuffling; same seed, same numbers")
+    training.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                          help="auto takes the CUDA GPU when there is one, else the CPU")
+    training.add_argument("--skip-training", action="store_true",
+                          help="test (and convert) an existing checkpoint without training")
+    output = parser.add_argument_group("output")
+    output.add_argument("--output-dir", default=".", metavar="DIR",
+                        help="where NetModel.pth, Network.onnx, predictions.csv and pictures go")
+    output.add_argument("--checkpoint", metavar="PATH", help="the model file to write or read (default: DIR/NetModel.pth)")
+    output.add_argument("--no-onnx", action="store_true", help="do not convert the model to Network.onnx")
+    output.add_argument("--opset", type=opset, default=DEFAULT_OPSET, metavar="N",
+                        help=f"ONNX opset of Network.onnx, {OPSETS[0]} to {OPSETS[-1]} (see README for Windows versions)")
+    output.add_argument("--plot", action="store_true", help="write training.png and confusion.png")
+    prediction = parser.add_argument_group("prediction (no training)")
+    prediction.add_argument("--predict", nargs="+", metavar="VALUE",
+                            help="print the class of one row of feature values, in the training's feature order")
+    prediction.add_argument("--predict-file", metavar="PATH",
+                            help="write DIR/predictions.csv for every row of a table with the training's feature columns")
     args = parser.parse_args(argv)
+    if args.predict and args.predict_file:
+        parser.error("give --predict or --predict-file, not both")
     if args.checkpoint is None:
         args.checkpoint = os.path.join(args.output_dir, "NetModel.pth")
     return args
 
 
 def run(args):
-    data = load_data(args.data, args.label)
-    show_data(data.table, args.label)
+    """The tutorial's flow: load, train, test, test per class, convert; or a prediction."""
+    prepare_output_dir(args.output_dir)
+    if args.predict:
+        predict(args.checkpoint, args.predict)
+        return 0
+    if args.predict_file:
+        predict_file(args.checkpoint, args.predict_file, args.sheet, args.output_dir, args.drop_missing)
+        return 0
+
+    device = choose_device(args.device)
+    if args.plot:
+        import_pyplot()
+    trained = load_metadata(args.checkpoint) if args.skip_training else {}
+    data = load_data(args.data, args.label, args.features or trained.get("features"), args.sheet,
+                     args.drop_missing, classes=trained.get("classes"))
+    show_data(data)
     input_size, output_size = len(data.features), len(data.classes)
+    if args.skip_training:
+        load_model(args.checkpoint, input_size, output_size)  # refuse a wrong checkpoint before any work
 
     torch.manual_seed(args.seed)
     train_rows, validate_rows, test_rows = split_data(len(data.targets), args.seed)
-    mean, std = standardization(data.inputs[train_rows])
-    scaled = (data.inputs - mean) / std
-    train_loader = batch_loader(scaled[train_rows], data.targets[train_rows], args.batch_size, shuffle=True, seed=args.seed)
-    validate_loader = batch_loader(scaled[validate_rows], data.targets[validate_rows], EVALUATION_BATCH_SIZE)
     test_loader = batch_loader(data.inputs[test_rows], data.targets[test_rows], EVALUATION_BATCH_SIZE)
-
-    device = choose_device(args.device)
     print("The model will be running on", device, "device\n")
 
-    os.makedirs(args.output_dir, exist_ok=True)
+    history = []
     if not args.skip_training:
+        mean, std = standardization(data.inputs[train_rows])
+        scaled = (data.inputs - mean) / std
+        train_loader = batch_loader(scaled[train_rows], data.targets[train_rows], args.batch_size,
+                                    shuffle=True, seed=args.seed)
+        validate_loader = batch_loader(scaled[validate_rows], data.targets[validate_rows], EVALUATION_BATCH_SIZE)
         model = Network(input_size, output_size).to(device)
         loss_fn = nn.CrossEntropyLoss()
         optimizer = Adam(model.parameters(), lr=args.lr, weight_decay=0.0001)
-        train(model, train_loader, validate_loader, loss_fn, optimizer, args.epochs, device,
-              save=lambda: save_model(raw_input_state_dict(model, mean, std), args.checkpoint))
+
+        def save():
+            save_metadata(args.checkpoint, data.features, data.classes, data.label)
+            save_model(raw_input_state_dict(model, mean, std), args.checkpoint)
+
+        history = train(model, train_loader, validate_loader, loss_fn, optimizer, args.epochs, device, save)
         print("Finished Training\n")
 
     model = load_model(args.checkpoint, input_size, output_size).to(device)
     test(model, test_loader, device)
     test_species(model, test_loader, data.classes, device)
+    if not args.no_onnx:
+        convert(model, os.path.join(args.output_dir, "Network.onnx"), args.opset, data.features, data.classes,
+                data.inputs[test_rows[:CHECK_ROWS]])
+    if args.plot:
+        write_pictures(args.output_dir, history, model, test_loader, data.classes)
     return 0
+
+
+def prepare_output_dir(folder):
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise InputError(f"--output-dir {folder} is a file; give a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"--output-dir {folder} cannot be created: {error.strerror}") from None
+
+
+def write_pictures(folder, history, model, test_loader, classes):
+    pictures = []
+    if history:
+        pictures.append(os.path.join(folder, "training.png"))
+        plot_training(history, pictures[-1])
+    pictures.append(os.path.join(folder, "confusion.png"))
+    plot_confusion(*predict_classes(model.cpu(), test_loader, "cpu"), classes, pictures[-1])
+    print("Pictures written:", ", ".join(pictures))
 
 
 def main(argv=None):
@@ -369,6 +971,19 @@ def main(argv=None):
     except (InputError, RunError) as error:
         print("error:", error, file=sys.stderr)
         return error.exit_code
+    except TrainingInterrupted as interrupted:
+        if interrupted.epoch:
+            print(f"\nInterrupted: training stopped; the best model so far (epoch {interrupted.epoch}) "
+                  f"is in {args.checkpoint}", file=sys.stderr)
+        else:
+            print("\nInterrupted: training stopped before the first checkpoint; nothing was saved", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\nInterrupted", file=sys.stderr)
+        return 130
+    except OSError as error:
+        print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
