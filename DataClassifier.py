@@ -13,6 +13,7 @@ import os
 import pickle
 import sys
 import tempfile
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,7 @@ class RunError(Exception):
 # ---------------------------------------------------------------------------
 
 TABLE_TYPES = (".csv", ".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
-ROW_NUMBER_NAMES = {"#", "id", "index", "no", "no.", "nr", "number", "row", "row number", "unnamed: 0"}
+ROW_NUMBER_NAMES = {"#", "id", "index", "no.", "nr", "row", "row number", "unnamed: 0"}
 MINIMUM_ROWS = 5  # the fewest rows for which int(rows*0.2) validation and int(rows*0.3) test rows are both > 0
 
 
@@ -209,16 +210,14 @@ def default_features(table, label, path):
 
 
 def is_row_number(column):
-    """A column that only numbers the rows: the tutorial's '#', or an 'Id' counting 1, 2, 3 ..."""
-    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column) or column.isna().any():
-        return False
-    values = column.to_numpy(dtype=np.float64)
-    if not np.array_equal(values, np.round(values)) or len(np.unique(values)) != len(values):
-        return False
+    """A column that only numbers the rows: named like the tutorial's '#' or an 'Id', or counting 1, 2, 3 ..."""
     if str(column.name).strip().lower() in ROW_NUMBER_NAMES:
         return True
-    ordered = np.sort(values)
-    return ordered[0] in (0, 1) and ordered[-1] - ordered[0] == len(values) - 1
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column) or column.isna().any():
+        return False
+    values = np.sort(column.to_numpy(dtype=np.float64))
+    counts_rows = values[0] in (0, 1) and np.array_equal(values, np.arange(values[0], values[0] + len(values)))
+    return bool(counts_rows)
 
 
 def is_numeric_column(column):
@@ -265,7 +264,8 @@ def numeric_matrix(table, features, path):
             row = text.to_numpy().argmax()
             raise InputError(f"{path}: column '{column}', row {table.index[row] + 2} holds "
                              f"'{values.iloc[row]}', which is not a number; features must be numbers")
-        matrix[:, position] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(over="ignore"):  # a number too large for float32 becomes inf, refused below
+            matrix[:, position] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
         infinite = ~np.isfinite(matrix[:, position])
         if infinite.any():
             row = infinite.argmax()
@@ -460,12 +460,14 @@ def load_model(path, input_size, output_size):
     if not os.path.isfile(path):
         raise InputError(f"checkpoint {path} not found; train a model first, or point --checkpoint at one")
     try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise InputError(f"{path} was refused: it holds more than plain weights and loading it could run "
-                         f"code ({first_line(error)[:120]}); use a checkpoint saved as a state_dict") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the error below says it all
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(f"{path} was refused: it holds more than plain tensors, and loading it could run code; "
+                         "use a checkpoint saved as a plain state_dict (torch.save(model.state_dict(), path))") from None
     except Exception as error:
-        raise InputError(f"{path} is not a PyTorch checkpoint: {first_line(error)}") from None
+        raise InputError(f"{path} is not a PyTorch checkpoint file ({first_line(error)})") from None
     expected = Network(input_size, output_size).state_dict()
     if not isinstance(state_dict, dict) or sorted(state_dict) != sorted(expected):
         keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
@@ -547,7 +549,7 @@ def check_finite(loss, epoch):
     """Stop a diverging run before it can save a model of NaN weights."""
     if not math.isfinite(loss):
         raise InputError(f"training diverged in epoch {epoch}: the loss became {loss}; "
-                         "lower the learning rate (--lr); the last good checkpoint is kept")
+                         "lower the learning rate (--lr); no diverged weights were saved")
     return loss
 
 
@@ -660,8 +662,6 @@ def export_onnx(model, path, opset, input_size):
     7 (1809), 8 (1903) or 11-12. The TorchScript exporter is deprecated; a PyTorch that no
     longer has it gets a clear error rather than a traceback.
     """
-    import warnings
-
     dummy_input = torch.zeros(1, input_size)
     try:
         with warnings.catch_warnings():
@@ -983,6 +983,10 @@ def main(argv=None):
         return 130
     except OSError as error:
         print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # a fault of DataClassifier's own: one line, not a traceback
+        print(f"error: internal error ({type(error).__name__}: {first_line(error)}); please report it",
+              file=sys.stderr)
         return 1
 
 
