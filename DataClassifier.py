@@ -7,6 +7,7 @@ run; `python DataClassifier.py --help` lists the options.
 """
 import argparse
 import contextlib
+import gc
 import json
 import math
 import os
@@ -21,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.optim import Adam
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset, random_split
+from torch.utils.data import DataLoader, TensorDataset
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA = os.path.join(HERE, "Iris_dataset.xlsx")
@@ -60,10 +61,13 @@ MINIMUM_ROWS = 5  # the fewest rows for which int(rows*0.2) validation and int(r
 
 
 class Data:
-    """A table turned into tensors: raw float32 inputs, int64 class numbers, and their names."""
+    """A table turned into tensors: raw float32 inputs, int64 class numbers, and their names.
 
-    def __init__(self, table, inputs, targets, features, classes, label):
-        self.table = table
+    Only the table's first rows are kept (for show_data), so a big table's memory is freed.
+    """
+
+    def __init__(self, head, inputs, targets, features, classes, label):
+        self.head = head
         self.inputs = inputs
         self.targets = targets
         self.features = features
@@ -78,7 +82,7 @@ def load_data(path, label, features=None, sheet=None, drop_missing=False, classe
     leading row-number column). classes: the class names in index order, when a trained
     model fixes them (default: the label's values, sorted).
     """
-    table = read_table(path, sheet)
+    table = read_table(path, sheet, text_columns=[label])
     if label not in table.columns:
         raise InputError(f"{path}: no column '{label}' to predict; the columns there are: "
                          f"{column_list(table.columns)}; name one with --label")
@@ -91,18 +95,22 @@ def load_data(path, label, features=None, sheet=None, drop_missing=False, classe
         raise InputError(f"{path}: {len(table)} data rows; at least {MINIMUM_ROWS} are needed so that the "
                          "training, validation (20 %) and test (30 %) sets are not empty")
     inputs = torch.from_numpy(numeric_matrix(table, features, path))
-    names = label_names(table[label])
+    codes, names = label_codes(table[label])
     if classes is None:
-        classes = sorted_classes(table[label], names)
+        classes = sorted_classes(names)
         if len(classes) < 2:
             raise InputError(f"{path}: column '{label}' holds a single class ('{classes[0]}'); "
                              "at least two are needed to train a classifier")
-    targets = torch.from_numpy(class_numbers(names, classes, table.index, path, label))
-    return Data(table, inputs, targets, features, classes, label)
+    targets = torch.from_numpy(class_numbers(codes, names, classes, table.index, path, label))
+    return Data(table.head(), inputs, targets, features, classes, label)
 
 
-def read_table(path, sheet=None):
-    """Read a .csv, .xlsx, .xlsm, .xls, .xlsb or .ods file into a DataFrame with text column names."""
+def read_table(path, sheet=None, text_columns=()):
+    """Read a .csv, .xlsx, .xlsm, .xls, .xlsb or .ods file into a DataFrame with text column names.
+
+    text_columns (the label) are read from a CSV as categories: a million short labels then
+    take a byte each instead of a Python string each.
+    """
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -116,7 +124,7 @@ def read_table(path, sheet=None):
     if kind == ".csv":
         if sheet is not None:
             raise InputError(f"{path}: --sheet applies to workbooks; a CSV file has a single table")
-        table = read_csv(path)
+        table = read_csv(path, text_columns)
     else:
         table = read_workbook(path, sheet)
     table.columns = [str(column) for column in table.columns]
@@ -125,14 +133,14 @@ def read_table(path, sheet=None):
     return table
 
 
-def read_csv(path):
+def read_csv(path, text_columns):
     with open(path, "rb") as file:
         start = file.read(65536)
     if b"\0" in start:
         raise InputError(f"{path} is not a CSV file: it holds binary data")
     for encoding in ("utf-8-sig", "cp1252"):
         try:
-            return pd.read_csv(path, encoding=encoding)
+            return pd.read_csv(path, encoding=encoding, dtype={column: "category" for column in text_columns})
         except UnicodeDecodeError:
             continue
         except pd.errors.EmptyDataError:
@@ -232,10 +240,9 @@ def is_numeric_column(column):
 
 def is_blank(column):
     """Empty cells: missing values, and text that is only spaces."""
-    blank = column.isna()
-    if not pd.api.types.is_numeric_dtype(column):
-        blank |= column.astype(str).str.strip().eq("") & ~blank
-    return blank
+    if pd.api.types.is_numeric_dtype(column):
+        return column.isna()
+    return pd.Series(label_codes(column)[0] < 0, index=column.index)
 
 
 def missing_values(table, columns, path, drop_missing):
@@ -275,26 +282,43 @@ def numeric_matrix(table, features, path):
     return matrix
 
 
-def label_names(column):
-    """The label column as text; whole numbers read as floats print as '1', not '1.0'."""
-    if pd.api.types.is_float_dtype(column) and np.array_equal(column, np.round(column)):
-        column = column.astype(np.int64)
-    return column.astype(str).str.strip()
+def label_codes(column):
+    """Each row's value as an index into the column's distinct values as text (-1: empty cell).
+
+    Only the distinct values are turned into text: a whole number read as a float is
+    written '1', not '1.0', and spaces around a value do not count.
+    """
+    codes, distinct = pd.factorize(column)
+    names = [value_text(value) for value in np.asarray(distinct, dtype=object)]
+    empty = [number for number, name in enumerate(names) if name == ""]
+    if empty:
+        codes = np.where(np.isin(codes, empty), -1, codes)
+    return codes, names
 
 
-def sorted_classes(column, names):
-    """Class names in index order: sorted as numbers when the label holds numbers."""
-    if pd.api.types.is_numeric_dtype(column):
-        return list(label_names(pd.Series(np.unique(column.to_numpy()))))
-    return sorted(names.unique())
+def value_text(value):
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
-def class_numbers(names, classes, index, path, label):
-    numbers = pd.Categorical(names, categories=classes).codes.astype(np.int64)
+def sorted_classes(names):
+    """Class names in index order: sorted as numbers when they all are numbers, else as text."""
+    names = sorted(set(names))
+    numbers = pd.to_numeric(pd.Series(names, dtype=object), errors="coerce")
+    if numbers.notna().all():
+        return [name for _, name in sorted(zip(numbers, names))]
+    return names
+
+
+def class_numbers(codes, names, classes, index, path, label):
+    """The class number of every row; a value that is not one of the classes is refused by row."""
+    number_of = {name: number for number, name in enumerate(classes)}
+    numbers = np.array([number_of.get(name, -1) for name in names] + [-1], dtype=np.int64)[codes]
     unknown = numbers < 0
     if unknown.any():
         row = unknown.argmax()
-        raise InputError(f"{path}: column '{label}', row {index[row] + 2} holds '{names.iloc[row]}', "
+        raise InputError(f"{path}: column '{label}', row {index[row] + 2} holds '{names[codes[row]]}', "
                          f"which is not one of the model's classes: {column_list(classes)}")
     return numbers
 
@@ -303,8 +327,9 @@ def show_data(data):
     """Print a look at the table, as the tutorial does, and the columns the model uses."""
     print("Take a look at sample from the dataset:")
     with pd.option_context("display.width", 200, "display.max_columns", 50):
-        print(data.table.head())
-    counts = data.table[data.label].value_counts()
+        print(data.head)
+    counts = pd.Series(torch.bincount(data.targets, minlength=len(data.classes)).numpy(),
+                       index=pd.Index(data.classes, name=data.label), name="count")
     balanced = "is balanced and has" if counts.nunique() == 1 else "is not balanced; it has"
     print(f"\nOur dataset {balanced} the following values to predict:")
     print(counts)
@@ -313,28 +338,41 @@ def show_data(data):
 
 
 def split_data(number_rows, seed):
-    """The tutorial's random_split: 30 % test, 20 % validation, the rest training (row indices)."""
+    """The tutorial's random_split: 30 % test, 20 % validation, the rest training (row indices).
+
+    The rows are those random_split picks with the same generator; they stay a tensor
+    instead of becoming a list of a million Python integers.
+    """
     test_split = int(number_rows * 0.3)
     validate_split = int(number_rows * 0.2)
     train_split = number_rows - test_split - validate_split
-    generator = torch.Generator().manual_seed(seed)
-    train_set, validate_set, test_set = random_split(
-        range(number_rows), [train_split, validate_split, test_split], generator=generator)
-    return [torch.tensor(subset.indices, dtype=torch.int64) for subset in (train_set, validate_set, test_set)]
+    order = torch.randperm(number_rows, generator=torch.Generator().manual_seed(seed))
+    return order.split([train_split, validate_split, test_split])
+
+
+class BatchIndices:
+    """A batch sampler: per batch, a tensor of row indices (shuffled each epoch, or in order)."""
+
+    def __init__(self, rows, batch_size, shuffle=False, seed=0):
+        self.rows, self.batch_size, self.shuffle = rows, batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __iter__(self):
+        order = torch.randperm(self.rows, generator=self.generator) if self.shuffle else torch.arange(self.rows)
+        return iter(order.split(self.batch_size))
+
+    def __len__(self):
+        return math.ceil(self.rows / self.batch_size)
 
 
 def batch_loader(inputs, targets, batch_size, shuffle=False, seed=0):
     """A DataLoader that takes whole batches of rows from in-memory tensors.
 
-    The sampler hands over a list of row indices per batch and TensorDataset indexes
+    The sampler hands over a tensor of row indices per batch and TensorDataset indexes
     the tensors with it, so no batch is collated row by row.
     """
     rows = TensorDataset(inputs, targets)
-    if shuffle:
-        order = RandomSampler(rows, generator=torch.Generator().manual_seed(seed))
-    else:
-        order = SequentialSampler(rows)
-    return DataLoader(rows, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None)
+    return DataLoader(rows, sampler=BatchIndices(len(rows), batch_size, shuffle, seed), batch_size=None)
 
 
 def standardization(inputs):
@@ -343,6 +381,11 @@ def standardization(inputs):
     std = inputs.std(dim=0, unbiased=False)
     std = torch.where(std > 0, std, torch.ones_like(std))
     return mean, std
+
+
+def standardized(inputs, rows, mean, std):
+    """The given rows of the inputs, standardized (one copy, scaled in place)."""
+    return inputs[rows].sub_(mean).div_(std)
 
 
 # ---------------------------------------------------------------------------
@@ -740,7 +783,7 @@ def predict_file(checkpoint, path, sheet, output_dir, drop_missing):
     """Write predictions.csv: the input's columns, the predicted class, each class's probability."""
     model, metadata = load_trained(checkpoint)
     features, classes, label = metadata["features"], metadata["classes"], metadata["label"]
-    table = read_table(path, sheet)
+    table = read_table(path, sheet, text_columns=[label])
     check_columns(table, features, path, f"the file (the model was trained on {', '.join(features)})")
     table = missing_values(table, features, path, drop_missing)
     chances = probabilities(model, torch.from_numpy(numeric_matrix(table, features, path))).numpy()
@@ -753,8 +796,9 @@ def predict_file(checkpoint, path, sheet, output_dir, drop_missing):
         predictions.to_csv(temporary, index=False)
     print(f"Wrote {len(predictions)} predictions to {destination}")
     if label in table.columns:
-        known = ~is_blank(table[label])
-        right = (label_names(table[label][known]) == predictions["Predicted"][known]).sum()
+        codes, names = label_codes(table[label])
+        known = codes >= 0
+        right = (np.array(names + [""], dtype=object)[codes] == predictions["Predicted"].to_numpy())[known].sum()
         print(f"Accuracy against the '{label}' column: {100 * right / max(1, known.sum()):.1f} % "
               f"of {int(known.sum())} rows")
     return predictions
@@ -907,42 +951,47 @@ def run(args):
     data = load_data(args.data, args.label, args.features or trained.get("features"), args.sheet,
                      args.drop_missing, classes=trained.get("classes"))
     show_data(data)
-    input_size, output_size = len(data.features), len(data.classes)
+    features, classes = data.features, data.classes
     if args.skip_training:
-        load_model(args.checkpoint, input_size, output_size)  # refuse a wrong checkpoint before any work
+        load_model(args.checkpoint, len(features), len(classes))  # refuse a wrong checkpoint before any work
 
-    torch.manual_seed(args.seed)
     train_rows, validate_rows, test_rows = split_data(len(data.targets), args.seed)
-    test_loader = batch_loader(data.inputs[test_rows], data.targets[test_rows], EVALUATION_BATCH_SIZE)
+    test_inputs, test_targets = data.inputs[test_rows], data.targets[test_rows]
     print("The model will be running on", device, "device\n")
+    history = [] if args.skip_training else train_model(args, data, train_rows, validate_rows, device)
+    del data  # from here on only the test rows are needed: a big table's tensors are freed
 
-    history = []
-    if not args.skip_training:
-        mean, std = standardization(data.inputs[train_rows])
-        scaled = (data.inputs - mean) / std
-        train_loader = batch_loader(scaled[train_rows], data.targets[train_rows], args.batch_size,
-                                    shuffle=True, seed=args.seed)
-        validate_loader = batch_loader(scaled[validate_rows], data.targets[validate_rows], EVALUATION_BATCH_SIZE)
-        model = Network(input_size, output_size).to(device)
-        loss_fn = nn.CrossEntropyLoss()
-        optimizer = Adam(model.parameters(), lr=args.lr, weight_decay=0.0001)
-
-        def save():
-            save_metadata(args.checkpoint, data.features, data.classes, data.label)
-            save_model(raw_input_state_dict(model, mean, std), args.checkpoint)
-
-        history = train(model, train_loader, validate_loader, loss_fn, optimizer, args.epochs, device, save)
-        print("Finished Training\n")
-
-    model = load_model(args.checkpoint, input_size, output_size).to(device)
+    model = load_model(args.checkpoint, len(features), len(classes)).to(device)
+    test_loader = batch_loader(test_inputs, test_targets, EVALUATION_BATCH_SIZE)
     test(model, test_loader, device)
-    test_species(model, test_loader, data.classes, device)
+    test_species(model, test_loader, classes, device)
     if not args.no_onnx:
-        convert(model, os.path.join(args.output_dir, "Network.onnx"), args.opset, data.features, data.classes,
-                data.inputs[test_rows[:CHECK_ROWS]])
+        convert(model, os.path.join(args.output_dir, "Network.onnx"), args.opset, features, classes,
+                test_inputs[:CHECK_ROWS])
     if args.plot:
-        write_pictures(args.output_dir, history, model, test_loader, data.classes)
+        write_pictures(args.output_dir, history, model, test_loader, classes)
     return 0
+
+
+def train_model(args, data, train_rows, validate_rows, device):
+    """Train the tutorial's network on standardized inputs; the checkpoint takes raw ones."""
+    mean, std = standardization(data.inputs[train_rows])
+    train_loader = batch_loader(standardized(data.inputs, train_rows, mean, std), data.targets[train_rows],
+                                args.batch_size, shuffle=True, seed=args.seed)
+    validate_loader = batch_loader(standardized(data.inputs, validate_rows, mean, std),
+                                   data.targets[validate_rows], EVALUATION_BATCH_SIZE)
+    torch.manual_seed(args.seed)
+    model = Network(len(data.features), len(data.classes)).to(device)
+    loss_fn = nn.CrossEntropyLoss()
+    optimizer = Adam(model.parameters(), lr=args.lr, weight_decay=0.0001)
+
+    def save():
+        save_metadata(args.checkpoint, data.features, data.classes, data.label)
+        save_model(raw_input_state_dict(model, mean, std), args.checkpoint)
+
+    history = train(model, train_loader, validate_loader, loss_fn, optimizer, args.epochs, device, save)
+    print("Finished Training\n")
+    return history
 
 
 def prepare_output_dir(folder):
@@ -991,4 +1040,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # Python's last garbage collection at exit walks every object torch created, which
+    # takes most of a second; frozen objects are left out of it. Files are all closed by now.
+    gc.freeze()
+    sys.exit(status)

@@ -137,6 +137,12 @@ def test_split_has_the_tutorials_sizes_and_is_a_partition():
     assert sorted(torch.cat([train_rows, validate_rows, test_rows]).tolist()) == list(range(150))
 
 
+def test_split_picks_the_rows_random_split_picks():
+    from torch.utils.data import random_split
+    subsets = random_split(range(150), [75, 30, 45], generator=torch.Generator().manual_seed(5))
+    assert [rows.tolist() for rows in dc.split_data(150, 5)] == [subset.indices for subset in subsets]
+
+
 def test_split_depends_on_the_seed_only():
     first, again, other = dc.split_data(150, 1), dc.split_data(150, 1), dc.split_data(150, 2)
     assert all(torch.equal(a, b) for a, b in zip(first, again))
