@@ -33,6 +33,7 @@ DEFAULT_BATCH_SIZE = 10
 DEFAULT_SEED = 1
 HIDDEN_SIZE = 24
 EVALUATION_BATCH_SIZE = 4096  # validation and test need no gradients, so they run in large batches
+PROGRESS_DELAY = 2  # seconds an epoch runs before its progress bar appears
 
 # What a checkpoint with nothing beside it was trained on: the tutorial's Iris sheet.
 IRIS_FEATURES = ["sepal length in cm", "sepal width in cm", "petal length in cm", "petal width in cm"]
@@ -599,8 +600,8 @@ def check_finite(loss, epoch):
 def progress(loader, epoch):
     """The loader, behind a progress bar with rows per second on an interactive terminal.
 
-    tqdm's delay keeps the bar away from epochs that take under two seconds, and nothing
-    is shown when the output goes to a file or a pipe.
+    The bar shows only once an epoch has taken PROGRESS_DELAY seconds, and never when the
+    output goes to a file or a pipe.
     """
     if not (sys.stdout.isatty() and sys.stderr.isatty()):
         yield from loader
@@ -608,7 +609,8 @@ def progress(loader, epoch):
     from tqdm import tqdm
 
     rows = len(loader.dataset)
-    with tqdm(total=rows, desc=f"Epoch {epoch}", unit="rows", unit_scale=True, leave=False, delay=2) as bar:
+    with tqdm(total=rows, desc=f"Epoch {epoch}", unit="rows", unit_scale=True, leave=False,
+              delay=PROGRESS_DELAY) as bar:
         for inputs, outputs in loader:
             yield inputs, outputs
             bar.update(len(outputs))
@@ -826,6 +828,8 @@ def plot_training(history, path):
     figure, (losses, accuracies) = pyplot.subplots(1, 2, figsize=(11, 4.2))
     losses.plot(epochs, train_loss, marker="o", label="training loss")
     losses.plot(epochs, val_loss, marker="o", label="validation loss")
+    kept = 1 + min(range(len(val_loss)), key=val_loss.__getitem__)
+    losses.axvline(kept, color="gray", linestyle="--", label=f"kept checkpoint (epoch {kept})")
     losses.set(title="Loss per epoch", xlabel="epoch", ylabel="cross-entropy loss")
     losses.legend()
     accuracies.plot(epochs, accuracy, marker="o", color="tab:green")
