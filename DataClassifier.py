@@ -315,6 +315,7 @@ def sorted_classes(names):
 def class_numbers(codes, names, classes, index, path, label):
     """The class number of every row; a value that is not one of the classes is refused by row."""
     number_of = {name: number for number, name in enumerate(classes)}
+    # one class number per distinct value, and a last -1 that the code -1 (an empty cell) picks
     numbers = np.array([number_of.get(name, -1) for name in names] + [-1], dtype=np.int64)[codes]
     unknown = numbers < 0
     if unknown.any():

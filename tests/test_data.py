@@ -43,6 +43,14 @@ def test_csv_and_xlsx_with_several_sheets_read_the_same(tmp_path):
         assert torch.equal(data.targets, from_csv.targets)
 
 
+def test_open_document_spreadsheet(tmp_path):
+    table = blobs(rows=30)
+    table.to_excel(tmp_path / "t.ods", index=False, engine="odf")
+    data = dc.load_data(str(tmp_path / "t.ods"), "kind")
+    assert data.features == ["f0", "f1", "f2", "f3"] and data.classes == ["class_a", "class_b", "class_c"]
+    assert torch.allclose(data.inputs, torch.tensor(table[data.features].to_numpy(), dtype=torch.float32))
+
+
 def test_unknown_sheet_names_the_sheets_there_are(tmp_path):
     with pd.ExcelWriter(tmp_path / "t.xlsx") as writer:
         blobs(rows=30).to_excel(writer, sheet_name="one", index=False)
