@@ -892,11 +892,22 @@ def opset(text):
     return int(text)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """States every default: as argparse does, as the help text words it, or 'off' for a flag."""
+
+    def _get_help_string(self, action):
+        if "(default" in action.help or action.default is None:
+            return action.help
+        if action.default is False:
+            return action.help + " (default: off)"
+        return super()._get_help_string(action)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="DataClassifier.py",
         description="Train the Windows ML tutorial's classifier on a spreadsheet, test it and export it to ONNX.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--data", default=DEFAULT_DATA, metavar="PATH",
                       help="the table to train on: .csv, .xlsx, .xlsm, .xls, .xlsb or .ods")
@@ -928,9 +939,10 @@ def parse_args(argv=None):
     output.add_argument("--plot", action="store_true", help="write training.png and confusion.png")
     prediction = parser.add_argument_group("prediction (no training)")
     prediction.add_argument("--predict", nargs="+", metavar="VALUE",
-                            help="print the class of one row of feature values, in the training's feature order")
+                            help="print the class of one row of feature values, in the training's feature order (no training)")
     prediction.add_argument("--predict-file", metavar="PATH",
-                            help="write DIR/predictions.csv for every row of a table with the training's feature columns")
+                            help="write DIR/predictions.csv for every row of a table with the training's feature columns "
+                                 "(no training)")
     args = parser.parse_args(argv)
     if args.predict and args.predict_file:
         parser.error("give --predict or --predict-file, not both")
