@@ -969,8 +969,6 @@ def run(args):
                      args.drop_missing, classes=trained.get("classes"))
     show_data(data)
     features, classes = data.features, data.classes
-    if args.skip_training:
-        load_model(args.checkpoint, len(features), len(classes))  # refuse a wrong checkpoint before any work
 
     train_rows, validate_rows, test_rows = split_data(len(data.targets), args.seed)
     test_inputs, test_targets = data.inputs[test_rows], data.targets[test_rows]
