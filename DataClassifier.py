@@ -5,24 +5,56 @@ tutorial's order: load the data, define the network, the loss and the optimizer,
 test, test per class, convert to ONNX. Run it with no arguments for the tutorial's Iris
 run; `python DataClassifier.py --help` lists the options.
 """
-import argparse
-import contextlib
-import gc
-import json
-import math
-import os
-import pickle
 import sys
-import tempfile
-import warnings
 
-import numpy as np
-import pandas as pd
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from torch.optim import Adam
-from torch.utils.data import DataLoader, TensorDataset
+SUPPORTED_PYTHON = ((3, 11), (3, 14))  # the pinned torch, onnx and onnxruntime have wheels for these
+
+
+def unsupported_python(version):
+    """The one line to print on a Python the pinned packages have no wheels for, else None."""
+    low, high = SUPPORTED_PYTHON
+    if low <= tuple(version[:2]) <= high:
+        return None
+    return (f"error: DataClassifier needs Python {low[0]}.{low[1]} to {high[0]}.{high[1]} (the versions PyTorch "
+            "2.13.0, onnx and onnxruntime publish packages for); this is Python {version[0]}.{version[1]}. "
+            f"Install Python {high[0]}.{high[1]} and run it with that")
+
+
+if unsupported_python(sys.version_info):
+    if __name__ == "__main__":
+        print(unsupported_python(sys.version_info), file=sys.stderr)
+        sys.exit(2)
+    raise ImportError(unsupported_python(sys.version_info))
+
+try:  # the libraries take a second or two to load: Ctrl-C meanwhile ends quietly
+    import argparse
+    import contextlib
+    import copy
+    import errno
+    import gc
+    import hashlib
+    import io
+    import json
+    import math
+    import os
+    import pickle
+    import signal
+    import tempfile
+    import time
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    from torch.optim import Adam
+    from torch.utils.data import DataLoader, TensorDataset
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise
+    print("\nInterrupted while starting; nothing was written", file=sys.stderr)
+    sys.exit(130)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA = os.path.join(HERE, "Iris_dataset.xlsx")
@@ -106,11 +138,13 @@ def load_data(path, label, features=None, sheet=None, drop_missing=False, classe
     return Data(table.head(), inputs, targets, features, classes, label)
 
 
-def read_table(path, sheet=None, text_columns=()):
+def read_table(path, sheet=None, text_columns=(), cells_as_read=False):
     """Read a .csv, .xlsx, .xlsm, .xls, .xlsb or .ods file into a DataFrame with text column names.
 
     text_columns (the label) are read from a CSV as categories: a million short labels then
-    take a byte each instead of a Python string each.
+    take a byte each instead of a Python string each. cells_as_read: every cell as the file
+    holds it (a CSV's text, a workbook's typed cells), for writing the table back out: a
+    code '00700' stays '00700'.
     """
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file")
@@ -125,33 +159,83 @@ def read_table(path, sheet=None, text_columns=()):
     if kind == ".csv":
         if sheet is not None:
             raise InputError(f"{path}: --sheet applies to workbooks; a CSV file has a single table")
-        table = read_csv(path, text_columns)
+        table = read_csv(path, text_columns, cells_as_read)
     else:
-        table = read_workbook(path, sheet)
+        table = read_workbook(path, sheet, cells_as_read)
     table.columns = [str(column) for column in table.columns]
+    if not cells_as_read:
+        table = missing_markers_as_blanks(table, text_columns)
     if len(table) == 0:
         raise InputError(f"{path} has a header row but no data rows")
     return table
 
 
-def read_csv(path, text_columns):
+# Cells that mean "no value" in a feature column, as pandas reads them by default. A label
+# cell is empty only when it is empty: "NA" (North America) or "None" can be real classes.
+MISSING_MARKERS = ["#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                   "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+
+
+def read_csv(path, text_columns, cells_as_read=False):
     with open(path, "rb") as file:
         start = file.read(65536)
     if b"\0" in start:
         raise InputError(f"{path} is not a CSV file: it holds binary data")
     for encoding in ("utf-8-sig", "cp1252"):
         try:
-            return pd.read_csv(path, encoding=encoding, dtype={column: "category" for column in text_columns})
+            with warnings.catch_warnings():
+                # a row longer than the header: pandas would drop its last fields with a warning
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                return pd.read_csv(path, encoding=encoding, index_col=False, keep_default_na=False, na_values=[""],
+                                   dtype=str if cells_as_read else {column: "category" for column in text_columns})
         except UnicodeDecodeError:
             continue
         except pd.errors.EmptyDataError:
             raise InputError(f"{path} holds no table (no header row)") from None
-        except (pd.errors.ParserError, ValueError) as error:
+        except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as error:
+            long_row = first_long_row(path, encoding)
+            if long_row:
+                line, fields, header = long_row
+                raise InputError(f"{path}: line {line} has {fields} fields but the header row has {header}; "
+                                 "remove the extra cells (or add a header for them)") from None
             raise InputError(f"{path} is not a readable CSV table: {first_line(error)}") from None
     raise InputError(f"{path} is not a text CSV file in UTF-8 or Windows-1252 encoding")
 
 
-def read_workbook(path, sheet):
+def first_long_row(path, encoding):
+    """(line number, fields, header fields) of the first row with more fields than the header, or None."""
+    import csv
+
+    with open(path, encoding=encoding, newline="") as file:
+        rows = csv.reader(file)
+        header = len(next(rows, []))
+        for row in rows:
+            if len(row) > header:
+                return rows.line_num, len(row), header
+    return None
+
+
+def missing_markers_as_blanks(table, text_columns):
+    """Turn "NA", "#N/A", "null" ... into blanks in every column but the label, as pandas would.
+
+    The table is read with only truly empty cells as blanks, so that a label "NA" stays a
+    class; the other text columns get pandas' usual markers back here, and a column that
+    was text only because of them becomes numbers again.
+    """
+    for column in table.columns:
+        if column in text_columns or pd.api.types.is_numeric_dtype(table[column]):
+            continue
+        values = table[column]
+        marked = values.isin(MISSING_MARKERS)
+        if not marked.any():
+            continue
+        values = values.mask(marked)
+        numbers = pd.to_numeric(values, errors="coerce")
+        table[column] = numbers if numbers.notna().sum() == values.notna().sum() else values
+    return table
+
+
+def read_workbook(path, sheet, cells_as_read=False):
     """Read one sheet: by name, by position counting from 1, or the first one."""
     try:
         book = pd.ExcelFile(path, engine="calamine")
@@ -172,7 +256,8 @@ def read_workbook(path, sheet):
             raise InputError(f"{path}: no sheet '{sheet}'; the sheets there are: {column_list(names)} "
                              f"(or give a position from 1 to {len(names)})")
         try:
-            table = pd.read_excel(book, sheet_name=name)
+            table = pd.read_excel(book, sheet_name=name, keep_default_na=False, na_values=[""],
+                                  dtype=object if cells_as_read else None)
         except Exception as error:
             raise InputError(f"{path}: sheet '{name}' cannot be read: {first_line(error)}") from None
     if table.columns.size == 0 or (len(table) == 0 and all(str(c).startswith("Unnamed:") for c in table.columns)):
@@ -253,7 +338,8 @@ def missing_values(table, columns, path, drop_missing):
     if not rows.any():
         return table
     if drop_missing:
-        print(f"Dropped {int(rows.sum())} rows with empty cells (--drop-missing)")
+        count = int(rows.sum())
+        print(f"Dropped {count} row{'' if count == 1 else 's'} with empty cells (--drop-missing)")
         return table[~rows]
     empty_columns = [column for column in columns if blank[column].any()]
     raise InputError(f"{path}: empty cells in column {column_list(empty_columns)} at row "
@@ -262,7 +348,7 @@ def missing_values(table, columns, path, drop_missing):
 
 
 def numeric_matrix(table, features, path):
-    """The feature columns as a float32 array; text or infinite values are refused by cell."""
+    """The feature columns as a float32 array; text, or values not finite in float32, are refused by cell."""
     matrix = np.empty((len(table), len(features)), dtype=np.float32)
     for position, column in enumerate(features):
         values = table[column]
@@ -274,12 +360,9 @@ def numeric_matrix(table, features, path):
                              f"'{values.iloc[row]}', which is not a number; features must be numbers")
         with np.errstate(over="ignore"):  # a number too large for float32 becomes inf, refused below
             matrix[:, position] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
-        infinite = ~np.isfinite(matrix[:, position])
-        if infinite.any():
-            row = infinite.argmax()
-            raise InputError(f"{path}: column '{column}', row {table.index[row] + 2} holds "
-                             f"{values.iloc[row]}, which is infinite or too large for a 32-bit float; "
-                             "features must be finite numbers")
+        if not np.isfinite(matrix[:, position]).all():
+            float32_values(matrix[:, position], lambda row: f"{path}: column '{column}', row {table.index[row] + 2} "
+                                                            f"holds {values.iloc[row]}, which")
     return matrix
 
 
@@ -377,17 +460,72 @@ def batch_loader(inputs, targets, batch_size, shuffle=False, seed=0):
     return DataLoader(rows, sampler=BatchIndices(len(rows), batch_size, shuffle, seed), batch_size=None)
 
 
-def standardization(inputs):
-    """Mean and standard deviation of each feature (a constant feature keeps a scale of 1)."""
-    mean = inputs.mean(dim=0)
-    std = inputs.std(dim=0, unbiased=False)
-    std = torch.where(std > 0, std, torch.ones_like(std))
-    return mean, std
+class InputScaling:
+    """What training learns about the input columns, kept in one place for every later use.
+
+    The network trains on each feature standardized with the training rows' mean and
+    standard deviation, computed in float64 (a float32 mean of a column near 1.7e9 is off by
+    hundreds). The saved model takes raw values: the scaling is folded into layer1. Folding
+    is exact on paper but not in float32 when a column sits far from zero for its spread
+    (a time stamp, a value near 1e7): W'x and b' then cancel in large numbers. Such a column
+    gets an offset, subtracted from the raw value before the network (in NetModel.json, and
+    as a Sub node in Network.onnx). A constant column gets zero weights: it cannot help.
+    """
+
+    OFFSET_RATIO = 100  # a column whose mean is more than this many standard deviations from zero gets an offset
+
+    def __init__(self, mean, std, offset=None):
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.std = np.asarray(std, dtype=np.float64)
+        self.offset = None if offset is None else np.asarray(offset, dtype=np.float32)
+
+    @classmethod
+    def fit(cls, inputs):
+        values = inputs.numpy().astype(np.float64)
+        mean, std = values.mean(axis=0), values.std(axis=0)
+        std = np.where(std > 0, std, 0.0)
+        offset = np.where(np.abs(mean) > cls.OFFSET_RATIO * std, mean, 0.0).astype(np.float32)
+        offset[std == 0] = 0  # a constant column's weights are zero: no offset needed
+        return cls(mean, std, offset if offset.any() else None)
+
+    @property
+    def constant(self):
+        """Positions of the columns that hold a single value in the training rows."""
+        return np.flatnonzero(self.std == 0)
+
+    def standardized(self, inputs, rows):
+        """The given rows, standardized for training (a constant column becomes 0)."""
+        scale = np.where(self.std > 0, self.std, 1.0)
+        values = (inputs[rows].numpy().astype(np.float64) - self.mean) / scale
+        return torch.from_numpy(values.astype(np.float32))
+
+    def fold(self, state_dict):
+        """The trained network's weights for raw inputs (minus the offset): W' = W / std, b' = b - W' (mean - offset)."""
+        state = {name: tensor.detach().to("cpu").clone() for name, tensor in state_dict.items()}
+        weight = state["layer1.weight"].numpy().astype(np.float64)
+        weight = np.where(self.std > 0, weight / np.where(self.std > 0, self.std, 1.0), 0.0)
+        centre = self.mean - (0.0 if self.offset is None else self.offset.astype(np.float64))
+        bias = state["layer1.bias"].numpy().astype(np.float64) - weight @ np.where(self.std > 0, centre, 0.0)
+        state["layer1.weight"] = torch.from_numpy(weight.astype(np.float32))
+        state["layer1.bias"] = torch.from_numpy(bias.astype(np.float32))
+        return state
 
 
-def standardized(inputs, rows, mean, std):
-    """The given rows of the inputs, standardized (one copy, scaled in place)."""
-    return inputs[rows].sub_(mean).div_(std)
+class RawInputs(nn.Module):
+    """The saved network behind the offset subtraction that keeps float32 accurate (see InputScaling)."""
+
+    def __init__(self, network, offset):
+        super().__init__()
+        self.network = network
+        self.register_buffer("offset", torch.as_tensor(offset, dtype=torch.float32))
+
+    def forward(self, x):
+        return self.network(x - self.offset)
+
+
+def for_raw_inputs(network, offset):
+    """The network as the saved model runs it: behind the offset when there is one, else as it is."""
+    return network if offset is None else RawInputs(network, offset)
 
 
 # ---------------------------------------------------------------------------
@@ -410,20 +548,6 @@ class Network(nn.Module):
         return x3
 
 
-def raw_input_state_dict(model, mean, std):
-    """The model's weights with the input standardization folded into layer1.
-
-    The network trains on standardized features; the saved checkpoint must take raw
-    values (a Windows ML app feeds centimetres), so layer1 absorbs (x - mean) / std:
-    W' = W / std and b' = b - W' @ mean.
-    """
-    state = {name: tensor.detach().to("cpu").clone() for name, tensor in model.state_dict().items()}
-    weight = state["layer1.weight"] / std
-    state["layer1.bias"] = state["layer1.bias"] - weight @ mean
-    state["layer1.weight"] = weight
-    return state
-
-
 def choose_device(name):
     """The tutorial's device choice (`auto`), or the one asked for."""
     if name == "auto":
@@ -438,6 +562,57 @@ def choose_device(name):
 # Save the model
 # ---------------------------------------------------------------------------
 
+def temporary_beside(path):
+    """A new empty file in the folder of `path` (so that renaming it onto `path` is atomic)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    os.close(handle)
+    return temporary
+
+
+def put_in_place(temporary, path):
+    """Flush the finished temporary file to disk and rename it onto `path`.
+
+    Windows' fsync (_commit) needs a handle open for writing, hence "r+b". Windows also
+    refuses to replace a file another program holds open; a virus scanner may hold the new
+    file for a moment, so the rename is tried a few times before the error names the file.
+    """
+    with open(temporary, "r+b") as written:
+        os.fsync(written.fileno())
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
+    for attempt in range(3):
+        try:
+            os.replace(temporary, path)
+            return
+        except PermissionError:
+            if attempt == 2:
+                raise InputError(in_use_message(path)) from None
+            time.sleep(0.2)
+
+
+def in_use_message(path):
+    return (f"{path} cannot be replaced: another program has it open (Excel, an app or viewer using the model) "
+            "or it is read-only; close it and run again")
+
+
+def check_replaceable(path):
+    """Refuse, before anything is put in place, a destination another program holds open.
+
+    Opening for writing is what fails on Windows while Excel or an app has the file open.
+    """
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path, "r+b"):
+            pass
+    except PermissionError:
+        raise InputError(in_use_message(path)) from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder; it cannot be replaced by a file") from None
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`, renamed onto it only when the block succeeds.
@@ -445,65 +620,298 @@ def atomic_path(path):
     A crash, a full disk or a kill at any moment leaves either the old file or the
     complete new one, never a torn one.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    os.close(handle)
+    check_replaceable(path)
+    temporary = temporary_beside(path)
     try:
         yield temporary
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
+        put_in_place(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
 
 
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Ctrl-C waits until the block is done, so that files are put in place together."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
+
+
+LOCK_NAME = ".DataClassifier.lock"
+
+
+class FolderLock:
+    """Keeps a second DataClassifier run from writing into the same folder at the same time.
+
+    An operating-system lock on a small file in the folder: released when the process ends
+    however it ends, so a killed run never leaves the folder locked.
+    """
+
+    def __init__(self, folder):
+        self.path = os.path.join(folder, LOCK_NAME)
+        self.handle = None
+        for _ in range(5):
+            handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            if not self.try_lock(handle):
+                holder = self.holder()
+                os.close(handle)
+                raise InputError(f"another DataClassifier run{holder} is writing to {folder}; wait for it to "
+                                 "finish, or choose another --output-dir")
+            if self.still_named(handle):
+                os.ftruncate(handle, 0)
+                os.write(handle, str(os.getpid()).encode())
+                self.handle = handle
+                return
+            os.close(handle)  # the run that held it removed the file meanwhile: lock the new one
+        raise RunError(f"could not lock {self.path}")
+
+    @staticmethod
+    def try_lock(handle):
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                os.lseek(handle, 1024, os.SEEK_SET)  # lock a byte past the process number, which stays readable
+                msvcrt.locking(handle, msvcrt.LK_NBLCK, 1)
+                os.lseek(handle, 0, os.SEEK_SET)
+            else:
+                import fcntl
+
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            return False
+
+    def still_named(self, handle):
+        if os.name == "nt":  # Windows cannot remove a file that is open
+            return True
+        try:
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        opened = os.fstat(handle)
+        return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+    def holder(self):
+        with contextlib.suppress(OSError, ValueError):
+            with open(self.path, encoding="ascii") as file:
+                return f" (process {int(file.read(20))})"
+        return ""
+
+    def release(self):
+        if self.handle is None:
+            return
+        if os.name != "nt":
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)  # removed while still locked: the next run locks a new file
+        os.close(self.handle)
+        self.handle = None
+        if os.name == "nt":
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+
+def same_file(first, second):
+    """Whether two paths name one file (case-insensitively on Windows, through links everywhere)."""
+    if os.path.normcase(os.path.realpath(first)) == os.path.normcase(os.path.realpath(second)):
+        return True
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False
+
+
+class OutputFiles:
+    """The files a run writes, each staged under a temporary name and put in place at the end.
+
+    Before anything is written, an output that is one of the run's inputs or another of its
+    outputs is refused. While the run works, its output folders are locked and every file
+    is written beside its destination under a temporary name; commit() renames them into
+    place. Any failure before that removes the temporaries: the folder is left as it was.
+    outputs and inputs: lists of (what it is, path).
+    """
+
+    def __init__(self, outputs, inputs):
+        for number, (what, path) in enumerate(outputs):
+            for other_what, other in outputs[:number] + inputs:
+                if same_file(path, other):
+                    raise InputError(f"{path} would be written as {what}, but it is also {other_what}; "
+                                     "choose another --checkpoint or --output-dir")
+        self.outputs = [path for _, path in outputs]
+        self.staged = {}
+        self.created = []
+        self.locks = []
+
+    def __enter__(self):
+        try:
+            for folder in sorted({os.path.dirname(os.path.abspath(path)) for path in self.outputs}):
+                self.make_folder(folder)
+                self.locks.append(FolderLock(folder))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def make_folder(self, folder):
+        if os.path.isdir(folder):
+            return
+        if os.path.exists(folder):
+            raise InputError(f"{folder} is a file; give a folder for the outputs")
+        parent = os.path.dirname(folder)
+        if parent != folder:
+            self.make_folder(parent)
+        try:
+            os.mkdir(folder)
+        except OSError as error:
+            raise InputError(f"the output folder {folder} cannot be created: {error.strerror}") from None
+        self.created.append(folder)
+
+    def __exit__(self, *exception):
+        for temporary in self.staged.values():
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        self.staged.clear()
+        for lock in reversed(self.locks):
+            lock.release()
+        self.locks.clear()
+        if exception and exception[0] is not None:
+            for folder in reversed(self.created):  # a failed run leaves no new empty folder behind
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+
+    def stage(self, path):
+        """A temporary path to write `path`'s new content to."""
+        if path in self.staged:
+            return self.staged[path]
+        self.staged[path] = temporary_beside(path)
+        return self.staged[path]
+
+    def discard(self, path):
+        """Forget a staged file: it is not written after all."""
+        with contextlib.suppress(OSError):
+            os.unlink(self.staged.pop(path))
+
+    def commit(self, paths=None):
+        """Put the staged files (or only `paths`) in place, all of them or, if one is held open, none."""
+        paths = [path for path in self.staged if paths is None or path in paths]
+        for path in paths:
+            check_replaceable(path)
+        with interrupts_deferred():
+            for path in paths:
+                put_in_place(self.staged.pop(path), path)
+
+
 def save_model(state_dict, path):
-    """Save a plain state_dict, as the tutorial's saveModel does, but atomically."""
-    with atomic_path(path) as temporary:
-        torch.save(state_dict, temporary)
+    """Save a plain state_dict, as the tutorial's saveModel does, but atomically.
+
+    Saved through memory, where torch names the archive "archive": the same weights give
+    the same bytes, whatever the file is called.
+    """
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        file.write(buffer.getbuffer())
+
+
+def weights_fingerprint(state_dict):
+    """SHA-256 of the weights (names, shapes and values): ties NetModel.json to its NetModel.pth."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def metadata_path(checkpoint):
-    """Where the class and feature names of a checkpoint live: NetModel.pth -> NetModel.json."""
+    """Where the record of a checkpoint lives: NetModel.pth -> NetModel.json."""
     return os.path.splitext(checkpoint)[0] + ".json"
 
 
-def save_metadata(checkpoint, features, classes, label):
-    with atomic_path(metadata_path(checkpoint)) as temporary, open(temporary, "w", encoding="utf-8") as file:
-        json.dump({"features": features, "classes": classes, "label": label}, file, indent=2)
+def model_record(features, classes, label, state_dict, scaling=None):
+    """What NetModel.json holds: the columns and classes of the model, and what ties it to its weights."""
+    record = {"features": list(features), "classes": list(classes), "label": label,
+              "weights_sha256": weights_fingerprint(state_dict)}
+    if scaling is not None and scaling.offset is not None:
+        record["input_offset"] = [float(value) for value in scaling.offset]
+    return record
+
+
+def save_metadata(path, record):
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8", newline="\n") as file:
+        json.dump(record, file, indent=2, ensure_ascii=False)
+        file.write("\n")
+
+
+IRIS_RECORD = {"features": IRIS_FEATURES, "classes": IRIS_CLASSES, "label": DEFAULT_LABEL}
 
 
 def load_metadata(checkpoint):
     """Features, classes and label a checkpoint was trained on; the tutorial's Iris when none are saved."""
     path = metadata_path(checkpoint)
     if not os.path.exists(path):
-        return {"features": IRIS_FEATURES, "classes": IRIS_CLASSES, "label": DEFAULT_LABEL}
+        return dict(IRIS_RECORD)
     try:
         with open(path, encoding="utf-8") as file:
-            metadata = json.load(file)
-        if not (isinstance(metadata.get("features"), list) and isinstance(metadata.get("classes"), list)
-                and metadata["features"] and len(metadata["classes"]) >= 2):
-            raise ValueError("it needs a list of features and a list of at least two classes")
-    except (OSError, ValueError, AttributeError) as error:
-        raise InputError(f"{path}: not the metadata DataClassifier writes beside {os.path.basename(checkpoint)} "
+            record = json.load(file)
+        check_record(record)
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: not the record DataClassifier writes beside {os.path.basename(checkpoint)} "
                          f"({first_line(error)}); delete it to take the checkpoint as the tutorial's Iris model") from None
-    metadata.setdefault("label", DEFAULT_LABEL)
-    return metadata
+    record.setdefault("label", DEFAULT_LABEL)
+    return record
 
 
-def load_model(path, input_size, output_size):
+def check_record(record):
+    """Raise ValueError naming what is wrong with a NetModel.json's content."""
+    def texts(key, at_least):
+        values = record.get(key)
+        if not (isinstance(values, list) and len(values) >= at_least
+                and all(isinstance(value, str) and value for value in values)):
+            raise ValueError(f"'{key}' must be a list of at least {at_least} non-empty texts")
+        if len(set(values)) != len(values):
+            raise ValueError(f"'{key}' names a value twice")
+
+    if not isinstance(record, dict):
+        raise ValueError("it must be a JSON object")
+    texts("features", 1)
+    texts("classes", 2)
+    if not isinstance(record.get("label", DEFAULT_LABEL), str):
+        raise ValueError("'label' must be a text")
+    if not isinstance(record.get("weights_sha256", ""), str):
+        raise ValueError("'weights_sha256' must be a text")
+    offset = record.get("input_offset")
+    if offset is not None and not (isinstance(offset, list) and len(offset) == len(record["features"])
+                                   and all(isinstance(value, (int, float)) and not isinstance(value, bool)
+                                           and math.isfinite(value) for value in offset)):
+        raise ValueError("'input_offset' must be a list of finite numbers, one per feature")
+
+
+def load_model(path, input_size, output_size, fingerprint=None):
     """Load a checkpoint into the tutorial's Network, refusing anything but plain weights.
 
     weights_only=True unpickles tensors and plain containers only, so a checkpoint made
-    to run code when loaded is refused before anything in it runs.
+    to run code when loaded is refused before anything in it runs. With a fingerprint (from
+    NetModel.json), weights that are not the ones the record was written for are refused.
     """
     if not os.path.isfile(path):
         raise InputError(f"checkpoint {path} not found; train a model first, or point --checkpoint at one")
+    not_a_checkpoint = what_file_is_it(path)
+    if not_a_checkpoint:
+        raise InputError(f"{path} is not a PyTorch checkpoint: {not_a_checkpoint}; point --checkpoint at the "
+                         "NetModel.pth a training run wrote")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the error below says it all
@@ -522,12 +930,41 @@ def load_model(path, input_size, output_size):
            for name, tensor in expected.items()):
         raise InputError(f"{path} was trained on {shape_text(state_dict)}, but this run has "
                          f"{input_size} features and {output_size} classes")
+    if fingerprint and weights_fingerprint(state_dict) != fingerprint:
+        raise InputError(f"{path} does not hold the weights its record {os.path.basename(metadata_path(path))} "
+                         "was written for (another run replaced one of the two); train again, or restore the pair")
     model = Network(input_size, output_size)
     model.load_state_dict(state_dict)
     if not all(torch.isfinite(tensor).all() for tensor in state_dict.values()):
         raise InputError(f"{path} holds weights that are not finite numbers (NaN or infinity)")
     model.eval()
     return model
+
+
+def what_file_is_it(path):
+    """For a file that cannot be a checkpoint, what it looks like (None when it may be one)."""
+    with open(path, "rb") as file:
+        start = file.read(4096)
+    if start.startswith(b"PK"):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return "it is a damaged ZIP archive"
+        if any(name.endswith("/data.pkl") or name == "data.pkl" for name in names):
+            return None
+        if any(name.startswith("xl/") for name in names):
+            return "it is an Excel workbook"
+        return "it is a ZIP archive of another kind (a workbook or document)"
+    if start[:1] == b"\x80":  # a pickle: the legacy checkpoint format
+        return None
+    if not start:
+        return "it is empty"
+    if b"\0" not in start:
+        return "it is a text file"
+    return "it is neither the ZIP archive nor the pickle that torch.save writes"
 
 
 def shape_text(state_dict):
@@ -543,11 +980,12 @@ def shape_text(state_dict):
 # ---------------------------------------------------------------------------
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C during training; `epoch` is the epoch of the checkpoint kept so far (0: none)."""
+    """Ctrl-C during training; `epoch` is the epoch of the best weights so far (0: none)."""
 
     def __init__(self, epoch):
         super().__init__(epoch)
         self.epoch = epoch
+        self.trained = None  # set by train_model: what can still be saved
 
 
 def train(model, train_loader, validate_loader, loss_fn, optimizer, num_epochs, device, save):
@@ -681,15 +1119,17 @@ CHECK_ROWS = 1000      # the exported file is checked against PyTorch on at most
 TOLERANCE = 1e-4
 
 
-def convert(model, path, opset, features, classes, check_inputs):
+def convert(model, path, opset, features, classes, check_inputs, destination=None):
     """Export the model to ONNX as the tutorial's next stage does, check it, then put it in place.
 
-    The file is written and checked under a temporary name; a failed check leaves any
-    earlier Network.onnx as it was.
+    The file is written and checked under a temporary name (`destination` when the run
+    stages its outputs); a failed check leaves any earlier Network.onnx as it was. The
+    export works on a CPU copy: the caller's model stays on its device.
     """
     import onnx
 
-    with atomic_path(path) as temporary:
+    model = copy.deepcopy(model).cpu().eval()
+    with contextlib.nullcontext(destination) if destination else atomic_path(path) as temporary:
         export_onnx(model, temporary, opset, len(features))
         exported = onnx.load(temporary)
         onnx.helper.set_model_props(exported, {"classes": json.dumps(classes), "features": json.dumps(features)})
@@ -712,7 +1152,7 @@ def export_onnx(model, path, opset, input_size):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model.cpu().eval(), dummy_input, path, export_params=True, opset_version=opset,
+            torch.onnx.export(model, dummy_input, path, export_params=True, opset_version=opset,
                               do_constant_folding=True, input_names=["input"], output_names=["output"],
                               dynamic_axes={"input": {0: "batch_size"}, "output": {0: "batch_size"}}, dynamo=False)
     except Exception as error:
@@ -733,24 +1173,40 @@ def check_onnx(path, model, check_inputs):
     except Exception as error:
         raise RunError(f"the exported ONNX model failed its check: {first_line(error)}") from None
     with torch.no_grad():
-        torch_scores = model.cpu()(check_inputs).numpy()
-    difference = np.abs(onnx_scores - torch_scores) / np.maximum(1.0, np.abs(torch_scores))
-    largest = float(difference.max())
-    if not largest <= TOLERANCE or not np.array_equal(onnx_scores.argmax(1), torch_scores.argmax(1)):
+        torch_scores = model(check_inputs).numpy()
+    largest, same_classes = compare_scores(torch_scores, onnx_scores)
+    if not largest <= TOLERANCE or not same_classes:
         raise RunError(f"the exported ONNX model disagrees with PyTorch (largest difference {largest:.1e}, "
                        f"allowed {TOLERANCE:.0e}); Network.onnx was not written")
     return largest
+
+
+def compare_scores(expected, scores):
+    """Largest relative score difference, and whether the classes agree on every row.
+
+    A row whose two best expected scores are within TOLERANCE of each other is a tie that
+    rounding may break either way; it does not count against the classes.
+    """
+    expected, scores = np.asarray(expected, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+    difference = np.abs(scores - expected) / np.maximum(1.0, np.abs(expected))
+    largest = float(difference.max()) if difference.size else 0.0
+    if not np.isfinite(scores).all():
+        return math.inf, False
+    top_two = np.sort(expected, axis=1)[:, -2:] if expected.shape[1] > 1 else np.zeros((len(expected), 2))
+    tie = (top_two[:, 1] - top_two[:, 0]) <= TOLERANCE * np.maximum(1.0, np.abs(top_two[:, 1]))
+    same = (expected.argmax(axis=1) == scores.argmax(axis=1)) | tie
+    return largest, bool(same.all())
 
 
 # ---------------------------------------------------------------------------
 # Predict with a trained model
 # ---------------------------------------------------------------------------
 
-def load_trained(checkpoint):
-    """The checkpoint's model and metadata, ready for prediction."""
-    metadata = load_metadata(checkpoint)
-    model = load_model(checkpoint, len(metadata["features"]), len(metadata["classes"]))
-    return model, metadata
+def load_trained(checkpoint, record=None):
+    """The checkpoint's model, ready for raw values, and its record (NetModel.json)."""
+    record = record or load_metadata(checkpoint)
+    network = load_model(checkpoint, len(record["features"]), len(record["classes"]), record.get("weights_sha256"))
+    return for_raw_inputs(network, record.get("input_offset")), record
 
 
 def probabilities(model, inputs):
@@ -758,10 +1214,24 @@ def probabilities(model, inputs):
         return F.softmax(model(inputs), dim=1)
 
 
-def predict(checkpoint, texts):
+def float32_values(values, what):
+    """Feature values as float32, refusing any that is not finite there (the one rule for every path).
+
+    what(position) names the value in the error.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        numbers = np.asarray(values, dtype=np.float64).astype(np.float32)
+    bad = ~np.isfinite(numbers)
+    if bad.any():
+        raise InputError(f"{what(int(np.flatnonzero(bad)[0]))} is infinite or too large for a 32-bit float "
+                         "(the largest is 3.4e+38); features must be finite numbers")
+    return numbers
+
+
+def predict(checkpoint, texts, record=None):
     """Print the predicted class of one row of values, then every class's probability."""
-    model, metadata = load_trained(checkpoint)
-    features, classes = metadata["features"], metadata["classes"]
+    model, record = load_trained(checkpoint, record)
+    features, classes = record["features"], record["classes"]
     if len(texts) != len(features):
         raise InputError(f"--predict takes {len(features)} values, one per feature in this order: "
                          f"{', '.join(features)}; got {len(texts)}")
@@ -771,9 +1241,8 @@ def predict(checkpoint, texts):
             values.append(float(text))
         except ValueError:
             raise InputError(f"--predict: '{text}' for '{feature}' is not a number") from None
-        if not math.isfinite(values[-1]):
-            raise InputError(f"--predict: '{text}' for '{feature}' is not a finite number")
-    chances = probabilities(model, torch.tensor([values], dtype=torch.float32))[0].tolist()
+    values = float32_values(values, lambda position: f"--predict: '{texts[position]}' for '{features[position]}'")
+    chances = probabilities(model, torch.from_numpy(values.reshape(1, -1)))[0].tolist()
     best = max(range(len(classes)), key=chances.__getitem__)
     print(f"{classes[best]} ({100 * chances[best]:.1f} %)")
     width = max(len(name) for name in classes)
@@ -782,26 +1251,37 @@ def predict(checkpoint, texts):
     return classes[best]
 
 
-def predict_file(checkpoint, path, sheet, output_dir, drop_missing):
-    """Write predictions.csv: the input's columns, the predicted class, each class's probability."""
-    model, metadata = load_trained(checkpoint)
-    features, classes, label = metadata["features"], metadata["classes"], metadata["label"]
-    table = read_table(path, sheet, text_columns=[label])
+def predict_file(checkpoint, path, sheet, destination, drop_missing, record=None, staged=None):
+    """Write predictions.csv: the input's cells as read, the predicted class, each class's probability.
+
+    staged: where to write when the run puts its outputs in place at the end.
+    """
+    model, record = load_trained(checkpoint, record)
+    features, classes, label = record["features"], record["classes"], record["label"]
+    table = read_table(path, sheet, text_columns=[label], cells_as_read=True)
     check_columns(table, features, path, f"the file (the model was trained on {', '.join(features)})")
-    table = missing_values(table, features, path, drop_missing)
-    chances = probabilities(model, torch.from_numpy(numeric_matrix(table, features, path))).numpy()
-    predictions = table.copy()
-    predictions["Predicted"] = [classes[number] for number in chances.argmax(axis=1)]
-    for number, name in enumerate(classes):
-        predictions[name] = chances[:, number]
-    destination = os.path.join(output_dir, "predictions.csv")
-    with atomic_path(destination) as temporary:
+    inputs = missing_values(missing_markers_as_blanks(table[features].copy(), ()), features, path, drop_missing)
+    table = table.loc[inputs.index]
+    chances = probabilities(model, torch.from_numpy(numeric_matrix(inputs, features, path))).numpy()
+    predictions, renamed = table.copy(), []
+    for name, values in [("Predicted", [classes[number] for number in chances.argmax(axis=1)])] + \
+                        [(name, chances[:, number]) for number, name in enumerate(classes)]:
+        column = name
+        while column in predictions.columns:  # never replace a column of the input
+            column += " (model)"
+        if column != name:
+            renamed.append(f"'{name}' as '{column}'")
+        predictions[column] = values
+    with contextlib.nullcontext(staged) if staged else atomic_path(destination) as temporary:
         predictions.to_csv(temporary, index=False)
+    if renamed:
+        print(f"The input has columns named like the model's outputs, so they are written {', '.join(renamed)}")
     print(f"Wrote {len(predictions)} predictions to {destination}")
     if label in table.columns:
         codes, names = label_codes(table[label])
         known = codes >= 0
-        right = (np.array(names + [""], dtype=object)[codes] == predictions["Predicted"].to_numpy())[known].sum()
+        predicted = np.array([classes[number] for number in chances.argmax(axis=1)], dtype=object)
+        right = (np.array(names + [""], dtype=object)[codes] == predicted)[known].sum()
         print(f"Accuracy against the '{label}' column: {100 * right / max(1, known.sum()):.1f} % "
               f"of {int(known.sum())} rows")
     return predictions
@@ -841,31 +1321,48 @@ def plot_training(history, path):
     save_figure(figure, path)
 
 
+CONFUSION_NAMED_CLASSES = 30  # up to this many classes the picture names them and counts every cell
+CONFUSION_MOST_CLASSES = 400   # beyond this the cells are too small to see: no picture
+
+
 def plot_confusion(predicted, actual, classes, path):
-    """confusion.png: test rows by true class (rows) and predicted class (columns)."""
-    pyplot = import_pyplot()
+    """confusion.png: test rows by true class (rows) and predicted class (columns).
+
+    Returns None, or a note when the picture leaves out names and counts or is not drawn.
+    """
     count = len(classes)
+    if count > CONFUSION_MOST_CLASSES:
+        return f"confusion.png was not drawn: {count} classes are more than a picture can show ({CONFUSION_MOST_CLASSES})"
+    pyplot = import_pyplot()
     matrix = torch.bincount(actual * count + predicted, minlength=count * count).reshape(count, count).numpy()
-    size = max(4.5, 0.6 * count + 3)
+    named = count <= CONFUSION_NAMED_CLASSES
+    size = max(4.5, 0.6 * count + 3) if named else 11
     figure, axes = pyplot.subplots(figsize=(size + 1, size))
     image = axes.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=axes, label="test rows")
-    axes.set_xticks(range(count), classes, rotation=30, ha="right")
-    axes.set_yticks(range(count), classes)
-    axes.set(title=f"Confusion matrix, {int(matrix.sum())} test rows", xlabel="predicted class", ylabel="true class")
-    for row in range(count):
-        for column in range(count):
-            dark = matrix[row, column] > matrix.max() / 2
-            axes.text(column, row, matrix[row, column], ha="center", va="center", color="white" if dark else "black")
+    if named:
+        axes.set_xticks(range(count), classes, rotation=30, ha="right")
+        axes.set_yticks(range(count), classes)
+        for row in range(count):
+            for column in range(count):
+                dark = matrix[row, column] > matrix.max() / 2
+                axes.text(column, row, matrix[row, column], ha="center", va="center",
+                          color="white" if dark else "black")
+    axes.set(title=f"Confusion matrix, {int(matrix.sum())} test rows", xlabel="predicted class" if named else
+             "predicted class (index in NetModel.json's classes)", ylabel="true class" if named else
+             "true class (index)")
     save_figure(figure, path)
+    if not named:
+        return (f"confusion.png shows {count} classes by their index, without names or counts "
+                f"(those fit up to {CONFUSION_NAMED_CLASSES} classes)")
+    return None
 
 
 def save_figure(figure, path):
     import matplotlib.pyplot as pyplot
 
     figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=110)
+    figure.savefig(path, format="png", dpi=110)
     pyplot.close(figure)
 
 
@@ -873,15 +1370,16 @@ def save_figure(figure, path):
 # The command line
 # ---------------------------------------------------------------------------
 
-def positive(kind):
-    """An argparse type: a finite number above zero."""
+def bounded(kind, low, high, accepted):
+    """An argparse type: a finite number from low to high (accepted: how the help and errors say it)."""
     def parse(text):
         try:
             value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a {'whole ' if kind is int else ''}number") from None
-        if not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"{text} is not allowed; give a number above zero")
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"'{text}' is not a {'whole ' if kind is int else ''}number; "
+                                             f"give {accepted}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not allowed; give {accepted}")
         return value
     return parse
 
@@ -903,27 +1401,36 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def parse_args(argv=None):
+MOST = 1_000_000_000  # epochs and batch size: far beyond any use, and within what torch's integers hold
+MOST_SEED = 2**32 - 1
+
+
+def build_parser():
     parser = argparse.ArgumentParser(
         prog="DataClassifier.py",
         description="Train the Windows ML tutorial's classifier on a spreadsheet, test it and export it to ONNX.",
+        epilog="Set DATACLASSIFIER_DEBUG=1 to see the full traceback of an internal error.",
         formatter_class=HelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--data", default=DEFAULT_DATA, metavar="PATH",
                       help="the table to train on: .csv, .xlsx, .xlsm, .xls, .xlsb or .ods")
     data.add_argument("--sheet", metavar="NAME_OR_NUMBER",
                       help="the workbook sheet, by name or by position counting from 1 (default: the first)")
-    data.add_argument("--label", default=DEFAULT_LABEL, metavar="COLUMN", help="the column to predict")
+    data.add_argument("--label", default=DEFAULT_LABEL, metavar="COLUMN",
+                      help="the column to predict (a trained model's own label with --skip-training and prediction)")
     data.add_argument("--features", nargs="+", metavar="COLUMN",
-                      help="the input columns (default: every numeric column but the label and a leading row number)")
+                      help="the input columns (default: every numeric column but the label and a leading row number; "
+                           "a trained model's own with --skip-training and prediction)")
     data.add_argument("--drop-missing", action="store_true", help="leave out rows with empty cells instead of stopping")
     training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=positive(int), default=DEFAULT_EPOCHS, metavar="N",
-                          help="passes over the training set")
-    training.add_argument("--lr", type=positive(float), default=DEFAULT_LEARNING_RATE, help="Adam's learning rate")
-    training.add_argument("--batch-size", type=positive(int), default=DEFAULT_BATCH_SIZE, metavar="N",
-                          help="rows per training batch")
-    training.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="N",
+    training.add_argument("--epochs", type=bounded(int, 1, MOST, f"a whole number from 1 to {MOST:,}"),
+                          default=DEFAULT_EPOCHS, metavar="N", help="passes over the training set")
+    training.add_argument("--lr", type=bounded(float, 1e-12, 10, "a number above 0, at most 10"),
+                          default=DEFAULT_LEARNING_RATE, help="Adam's learning rate")
+    training.add_argument("--batch-size", type=bounded(int, 1, MOST, f"a whole number from 1 to {MOST:,}"),
+                          default=DEFAULT_BATCH_SIZE, metavar="N", help="rows per training batch")
+    training.add_argument("--seed", type=bounded(int, 0, MOST_SEED, f"a whole number from 0 to {MOST_SEED}"),
+                          default=DEFAULT_SEED, metavar="N",
                           help="seed of the split, the initial weights and the shuffling; same seed, same numbers")
     training.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                           help="auto takes the CUDA GPU when there is one, else the CPU")
@@ -943,114 +1450,273 @@ def parse_args(argv=None):
     prediction.add_argument("--predict-file", metavar="PATH",
                             help="write DIR/predictions.csv for every row of a table with the training's feature columns "
                                  "(no training)")
+    return parser
+
+
+def parse_args(argv=None):
+    """The options, with `given`: the names of those the command line set (the rest are defaults)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.predict and args.predict_file:
         parser.error("give --predict or --predict-file, not both")
+    for action in parser._actions:  # parsed again with no defaults, only what was given is set
+        action.default = argparse.SUPPRESS
+    args.given = set(vars(parser.parse_args(argv)))
     if args.checkpoint is None:
         args.checkpoint = os.path.join(args.output_dir, "NetModel.pth")
     return args
 
 
+# Options that do nothing in a mode, named in a note when given.
+IGNORED = {
+    "--predict": ["data", "sheet", "drop_missing", "epochs", "lr", "batch_size", "seed", "device", "skip_training",
+                  "no_onnx", "opset", "plot"],
+    "--predict-file": ["data", "epochs", "lr", "batch_size", "seed", "device", "skip_training", "no_onnx", "opset",
+                       "plot"],
+    "--skip-training": ["epochs", "lr", "batch_size"],
+}
+
+
+def mode(args):
+    return "--predict" if args.predict else "--predict-file" if args.predict_file else \
+        "--skip-training" if args.skip_training else None
+
+
+def note_ignored_options(args):
+    ignored = [f"--{name.replace('_', '-')}" for name in IGNORED.get(mode(args), []) if name in args.given]
+    if ignored:
+        print(f"note: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} nothing with {mode(args)} "
+              f"({'it trains' if mode(args) == '--skip-training' else 'prediction trains'} nothing) and "
+              f"{'is' if len(ignored) == 1 else 'are'} ignored", file=sys.stderr)
+
+
+def model_record_for(args):
+    """A trained model's record; the label and features given as options must agree with it."""
+    record = load_metadata(args.checkpoint)
+    if "label" in args.given and args.label != record["label"]:
+        raise InputError(f"{args.checkpoint} was trained to predict '{record['label']}', not '{args.label}'; "
+                         "leave out --label (the model's record decides), or train a new model")
+    if "features" in args.given and args.features != record["features"]:
+        raise InputError(f"{args.checkpoint} was trained on the features {', '.join(record['features'])} "
+                         "(in this order); leave out --features (the model's record decides), or train a new model")
+    return record
+
+
+def planned_files(args):
+    """What the run will write and what it reads: (what, path) lists for OutputFiles."""
+    folder, checkpoint = args.output_dir, args.checkpoint
+    model_files = [("the checkpoint (--checkpoint)", checkpoint), ("the checkpoint's record", metadata_path(checkpoint))]
+    if args.predict_file:
+        return ([("the predictions", os.path.join(folder, "predictions.csv"))],
+                [("the table to predict (--predict-file)", args.predict_file)] + model_files)
+    outputs = [] if args.skip_training else list(model_files)
+    inputs = [("the table (--data)", args.data)] + (model_files if args.skip_training else [])
+    if not args.no_onnx:
+        outputs.append(("the ONNX model", os.path.join(folder, "Network.onnx")))
+    if args.plot:
+        outputs += [("a picture", os.path.join(folder, name)) for name in
+                    (["confusion.png"] if args.skip_training else ["training.png", "confusion.png"])]
+    return outputs, inputs
+
+
 def run(args):
     """The tutorial's flow: load, train, test, test per class, convert; or a prediction."""
-    prepare_output_dir(args.output_dir)
+    note_ignored_options(args)
     if args.predict:
-        predict(args.checkpoint, args.predict)
+        predict(args.checkpoint, args.predict, model_record_for(args))
         return 0
-    if args.predict_file:
-        predict_file(args.checkpoint, args.predict_file, args.sheet, args.output_dir, args.drop_missing)
-        return 0
+    with OutputFiles(*planned_files(args)) as files:
+        if args.predict_file:
+            destination = os.path.join(args.output_dir, "predictions.csv")
+            predict_file(args.checkpoint, args.predict_file, args.sheet, destination, args.drop_missing,
+                         model_record_for(args), staged=files.stage(destination))
+        else:
+            train_test_convert(args, files)
+        files.commit()
+    return 0
 
+
+def train_test_convert(args, files):
+    """The tutorial's run, every output staged in `files` until the whole run has succeeded."""
     device = choose_device(args.device)
     if args.plot:
         import_pyplot()
-    trained = load_metadata(args.checkpoint) if args.skip_training else {}
-    data = load_data(args.data, args.label, args.features or trained.get("features"), args.sheet,
-                     args.drop_missing, classes=trained.get("classes"))
+    record = model_record_for(args) if args.skip_training else {}
+    data = load_data(args.data, record.get("label", args.label), record.get("features", args.features), args.sheet,
+                     args.drop_missing, classes=record.get("classes"))
     show_data(data)
     features, classes = data.features, data.classes
 
     train_rows, validate_rows, test_rows = split_data(len(data.targets), args.seed)
     test_inputs, test_targets = data.inputs[test_rows], data.targets[test_rows]
     print("The model will be running on", device, "device\n")
-    history = [] if args.skip_training else train_model(args, data, train_rows, validate_rows, device)
+    if args.skip_training:
+        history = []
+        model, _ = load_trained(args.checkpoint, record)
+    else:
+        trained = train_model(args, data, train_rows, validate_rows, device, files)
+        history = trained.history
+        model = save_trained(trained, args.checkpoint, files)
+        check_saved_model(trained, model, test_inputs[:CHECK_ROWS])
     del data  # from here on only the test rows are needed: a big table's tensors are freed
 
-    model = load_model(args.checkpoint, len(features), len(classes)).to(device)
+    model = model.to(device)
     test_loader = batch_loader(test_inputs, test_targets, EVALUATION_BATCH_SIZE)
     test(model, test_loader, device)
     test_species(model, test_loader, classes, device)
     if not args.no_onnx:
-        convert(model, os.path.join(args.output_dir, "Network.onnx"), args.opset, features, classes,
-                test_inputs[:CHECK_ROWS])
+        path = os.path.join(args.output_dir, "Network.onnx")
+        convert(model, path, args.opset, features, classes, test_inputs[:CHECK_ROWS], files.stage(path))
     if args.plot:
-        write_pictures(args.output_dir, history, model, test_loader, classes)
-    return 0
+        write_pictures(args.output_dir, files, history, model, test_loader, classes, device)
 
 
-def train_model(args, data, train_rows, validate_rows, device):
-    """Train the tutorial's network on standardized inputs; the checkpoint takes raw ones."""
-    mean, std = standardization(data.inputs[train_rows])
-    train_loader = batch_loader(standardized(data.inputs, train_rows, mean, std), data.targets[train_rows],
-                                args.batch_size, shuffle=True, seed=args.seed)
-    validate_loader = batch_loader(standardized(data.inputs, validate_rows, mean, std),
+class Trained:
+    """What training produced: the best weights (for standardized inputs) and what they need."""
+
+    def __init__(self, state, epoch, history, scaling, data):
+        self.state, self.epoch, self.history, self.scaling = state, epoch, history, scaling
+        self.features, self.classes, self.label = data.features, data.classes, data.label
+
+
+def train_model(args, data, train_rows, validate_rows, device, files):
+    """Train the tutorial's network on standardized inputs; keeps the best weights in memory.
+
+    Ctrl-C keeps the best weights so far: they are saved (complete, with their record)
+    and the interruption goes on to main, which says so.
+    """
+    scaling = InputScaling.fit(data.inputs[train_rows])
+    for position in scaling.constant:
+        print(f"Note: '{data.features[position]}' holds a single value ({data.inputs[train_rows[0], position]:g}) "
+              "in every training row; it cannot tell the classes apart and the model ignores it")
+    train_loader = batch_loader(scaling.standardized(data.inputs, train_rows), data.targets[train_rows],
+                                min(args.batch_size, len(train_rows)), shuffle=True, seed=args.seed)
+    validate_loader = batch_loader(scaling.standardized(data.inputs, validate_rows),
                                    data.targets[validate_rows], EVALUATION_BATCH_SIZE)
     torch.manual_seed(args.seed)
     model = Network(len(data.features), len(data.classes)).to(device)
     loss_fn = nn.CrossEntropyLoss()
     optimizer = Adam(model.parameters(), lr=args.lr, weight_decay=0.0001)
+    best = {}
 
     def save():
-        save_metadata(args.checkpoint, data.features, data.classes, data.label)
-        save_model(raw_input_state_dict(model, mean, std), args.checkpoint)
+        best["state"] = {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
 
-    history = train(model, train_loader, validate_loader, loss_fn, optimizer, args.epochs, device, save)
-    print("Finished Training\n")
-    return history
-
-
-def prepare_output_dir(folder):
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise InputError(f"--output-dir {folder} is a file; give a folder")
+    history = []
     try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"--output-dir {folder} cannot be created: {error.strerror}") from None
+        history = train(model, train_loader, validate_loader, loss_fn, optimizer, args.epochs, device, save)
+    except TrainingInterrupted as interrupted:
+        if interrupted.epoch:
+            trained = Trained(best["state"], interrupted.epoch, history, scaling, data)
+            save_trained(trained, args.checkpoint, files)
+            files.commit([args.checkpoint, metadata_path(args.checkpoint)])
+        raise
+    print("Finished Training\n")
+    best_epoch = 1 + min(range(len(history)), key=lambda epoch: history[epoch][1])
+    return Trained(best["state"], best_epoch, history, scaling, data)
 
 
-def write_pictures(folder, history, model, test_loader, classes):
+def save_trained(trained, checkpoint, files):
+    """Stage NetModel.pth (raw-input weights) and NetModel.json; return the model loaded from the staged file."""
+    state = trained.scaling.fold(trained.state)
+    record = model_record(trained.features, trained.classes, trained.label, state, trained.scaling)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # through memory: the same weights give the same bytes (see save_model)
+    with open(files.stage(checkpoint), "wb") as file:
+        file.write(buffer.getbuffer())
+    with open(files.stage(metadata_path(checkpoint)), "w", encoding="utf-8", newline="\n") as file:
+        json.dump(record, file, indent=2, ensure_ascii=False)
+        file.write("\n")
+    network = load_model(files.stage(checkpoint), len(trained.features), len(trained.classes), record["weights_sha256"])
+    return for_raw_inputs(network, record.get("input_offset"))
+
+
+def check_saved_model(trained, model, inputs):
+    """The saved model must give the trained network's classes on the test rows (raw values in)."""
+    network = Network(len(trained.features), len(trained.classes))
+    network.load_state_dict(trained.state)
+    network.eval()
+    with torch.no_grad():
+        expected = network(trained.scaling.standardized(inputs, slice(None))).numpy()
+        saved = model(inputs).numpy()
+    _, same_classes = compare_scores(expected, saved)
+    if not same_classes:
+        raise RunError("the saved model does not give the trained network's classes on the test rows "
+                       "(a numeric fault in folding the scaling); nothing was saved; please report it")
+
+
+def write_pictures(folder, files, history, model, test_loader, classes, device):
     pictures = []
     if history:
         pictures.append(os.path.join(folder, "training.png"))
-        plot_training(history, pictures[-1])
-    pictures.append(os.path.join(folder, "confusion.png"))
-    plot_confusion(*predict_classes(model.cpu(), test_loader, "cpu"), classes, pictures[-1])
-    print("Pictures written:", ", ".join(pictures))
+        plot_training(history, files.stage(pictures[-1]))
+    confusion = os.path.join(folder, "confusion.png")
+    note = plot_confusion(*predict_classes(model, test_loader, device), classes, files.stage(confusion))
+    if os.path.getsize(files.stage(confusion)):
+        pictures.append(confusion)
+    else:
+        files.discard(confusion)
+    if note:
+        print(f"Note: {note}")
+    print("Pictures written:", ", ".join(pictures) or "none")
+
+
+def console_safe_output():
+    """Never fail on a column or class name the console cannot show.
+
+    Python on Windows writes to a pipe or file in the ANSI code page (Windows-1252 on
+    most Western installs): '温度' or '✓' cannot be encoded there. Such characters are
+    written as \\uXXXX escapes instead of ending the run.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def output_closed(error):
+    """Whether an error is the standard output's reader going away (`| head`)."""
+    return isinstance(error, BrokenPipeError) or (
+        os.name == "nt" and isinstance(error, OSError) and error.errno == errno.EINVAL and error.filename is None)
+
+
+def silence_stdout():
+    """Point standard output at nothing, so that Python's final flush does not fail on a closed pipe."""
+    with contextlib.suppress(AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    console_safe_output()
+    args = None
     try:
-        return run(args)
+        args = parse_args(argv)
+        status = run(args)
+        sys.stdout.flush()
+        return status
     except (InputError, RunError) as error:
         print("error:", error, file=sys.stderr)
         return error.exit_code
     except TrainingInterrupted as interrupted:
         if interrupted.epoch:
             print(f"\nInterrupted: training stopped; the best model so far (epoch {interrupted.epoch}) "
-                  f"is in {args.checkpoint}", file=sys.stderr)
+                  f"is in {args.checkpoint}; Network.onnx and pictures were not updated", file=sys.stderr)
         else:
             print("\nInterrupted: training stopped before the first checkpoint; nothing was saved", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print("\nInterrupted", file=sys.stderr)
+        print("\nInterrupted; no file in the output folder was changed", file=sys.stderr)
         return 130
-    except OSError as error:
-        print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
-        return 1
-    except Exception as error:  # a fault of DataClassifier's own: one line, not a traceback
-        print(f"error: internal error ({type(error).__name__}: {first_line(error)}); please report it",
-              file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - every other fault ends in one line, not a traceback
+        if output_closed(error):
+            silence_stdout()
+            return 1
+        if os.environ.get("DATACLASSIFIER_DEBUG"):
+            raise
+        if isinstance(error, OSError):
+            print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
+        else:
+            print(f"error: internal error ({type(error).__name__}: {first_line(error)}); please report it "
+                  "(set DATACLASSIFIER_DEBUG=1 to see the full traceback)", file=sys.stderr)
         return 1
 
 

@@ -10,9 +10,12 @@ import pandas as pd
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WINDOWS_RULES = os.path.join(ROOT, "tests", "windows_rules")
 sys.path.insert(0, ROOT)
+sys.path.insert(0, WINDOWS_RULES)
 
 import DataClassifier as dc  # noqa: E402
+import windows_rules  # noqa: E402
 
 SCRIPT = os.path.join(ROOT, "DataClassifier.py")
 TUTORIAL_SAMPLE = os.path.normpath(os.path.join(ROOT, "..", "shared", "tutorial-sample"))
@@ -20,11 +23,24 @@ needs_tutorial_sample = pytest.mark.skipif(not os.path.isdir(TUTORIAL_SAMPLE),
                                            reason="../shared/tutorial-sample is not beside the project")
 
 
-def run_cli(*args, cwd, env=None, timeout=300):
+def cli_environment(env=None):
+    """The environment of a DataClassifier subprocess: Windows' rules apply there too (windows_rules)."""
+    paths = [WINDOWS_RULES] + [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths), **(env or {}))
+
+
+def run_cli(*args, cwd, env=None, timeout=300, encoding=None):
     """Run `python DataClassifier.py ARGS` in cwd; returns the CompletedProcess."""
-    environment = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, SCRIPT, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=environment)
+                          timeout=timeout, env=cli_environment(env), encoding=encoding)
+
+
+@pytest.fixture(autouse=True)
+def windows_rules_apply(monkeypatch):
+    """Every test runs under Windows' rules for fsync, open and replace (see windows_rules.py)."""
+    windows_rules.install(monkeypatch.setattr)
+    yield
+    windows_rules.HELD.clear()
 
 
 def run_main(capsys, *args):

@@ -1,4 +1,5 @@
 """Bad input: one `error:` line, exit code 2, no traceback, and earlier results left byte for byte."""
+import io
 import os
 import pickle
 import random
@@ -39,7 +40,7 @@ def malicious_checkpoint(folder):
     """A checkpoint whose unpickling would create a marker file, if anything ever unpickled it."""
     class Payload:
         def __reduce__(self):
-            return (open, (str(folder / MARKER), "w"))
+            return (io.open, (str(folder / MARKER), "w"))
 
     path = folder / "evil.pth"
     torch.save({"layer1.weight": Payload()}, path)
@@ -120,7 +121,11 @@ CASES = [
     ("opset", lambda d: ["--opset", "99"], "99 is not supported; give an opset from 7 to 17"),
     ("cuda", lambda d: ["--device", "cuda"] if not torch.cuda.is_available() else pytest.skip("CUDA is here"),
      "CUDA is not available on this machine"),
-    ("diverging training", lambda d: ["--lr", "1e30"], "training diverged in epoch 1"),
+    ("learning rate too large", lambda d: ["--lr", "1e30"], "argument --lr: 1e30 is not allowed; give a number above 0, at most 10"),
+    ("seed of 20 digits", lambda d: ["--seed", "99999999999999999999"],
+     "argument --seed: 99999999999999999999 is not allowed; give a whole number from 0 to 4294967295"),
+    ("batch size of 20 digits", lambda d: ["--batch-size", "9" * 20], "argument --batch-size: 999"),
+    ("negative seed", lambda d: ["--seed", "-1"], "argument --seed: -1 is not allowed"),
     # prediction
     ("too few values", lambda d: ["--predict", "5.1", "3.5"],
      "--predict takes 4 values, one per feature in this order: sepal length in cm, sepal width in cm"),
@@ -131,8 +136,12 @@ CASES = [
      "no column 'petal width in cm'"),
     # checkpoints
     ("missing checkpoint", lambda d: ["--skip-training", "--checkpoint", d / "none.pth"], "none.pth not found"),
-    ("not a PyTorch file", lambda d: ["--predict", 1, 2, 3, 4, "--checkpoint", write(d, "notes.pth", b"hello " * 50)],
-     "notes.pth is not a PyTorch checkpoint file"),
+    ("text file as checkpoint", lambda d: ["--predict", 1, 2, 3, 4, "--checkpoint", write(d, "notes.pth", b"hello " * 50)],
+     "notes.pth is not a PyTorch checkpoint: it is a text file"),
+    ("workbook as checkpoint", lambda d: ["--skip-training", "--checkpoint", dc.DEFAULT_DATA, "--data", iris_csv(d, "i.csv")],
+     "Iris_dataset.xlsx is not a PyTorch checkpoint: it is an Excel workbook"),
+    ("binary file as checkpoint", lambda d: ["--predict", 1, 2, 3, 4, "--checkpoint", write(d, "noise.pth", b"\0\1" * 99)],
+     "noise.pth is not a PyTorch checkpoint: it is neither the ZIP archive nor the pickle"),
     ("other shapes", lambda d: ["--skip-training", "--checkpoint", five_class_checkpoint(d)],
      "five.pth was trained on 6 features and 5 classes, but this run has 4 features and 3 classes"),
     ("malicious checkpoint", lambda d: ["--skip-training", "--checkpoint", malicious_checkpoint(d)],
@@ -244,7 +253,7 @@ def test_ctrl_c_during_training_keeps_the_best_checkpoint(tmp_path):
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
     assert last.startswith("Interrupted: training stopped; the best model so far (epoch ")
-    assert last.endswith("is in ./NetModel.pth")
+    assert last.endswith("is in ./NetModel.pth; Network.onnx and pictures were not updated")
     assert dc.load_model(str(tmp_path / "NetModel.pth"), 4, 3) is not None
     assert sorted(os.listdir(tmp_path)) == ["NetModel.json", "NetModel.pth"]
 
@@ -253,12 +262,10 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     path = tmp_path / "NetModel.pth"
     path.write_bytes(b"the earlier model")
 
-    def full_disk(obj, file):
-        with open(file, "wb") as handle:
-            handle.write(b"half a mod")
+    def full_disk(descriptor):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", full_disk)
+    monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(OSError):
         dc.save_model(dc.Network(4, 3).state_dict(), str(path))
     assert path.read_bytes() == b"the earlier model"

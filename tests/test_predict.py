@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from conftest import TUTORIAL_SAMPLE, blobs, dc, needs_tutorial_sample, run_cli, run_main
 
@@ -20,8 +21,10 @@ def test_own_csv_with_five_classes_trains_and_reports_each(tmp_path, capsys):
     for name in ["class_a", "class_b", "class_c", "class_d", "class_e"]:
         assert f"Accuracy to predict {name} :" in out
     metadata = json.loads((tmp_path / "NetModel.json").read_text())
+    state = torch.load(tmp_path / "NetModel.pth", weights_only=True)
     assert metadata == {"features": ["f0", "f1", "f2", "f3"],
-                        "classes": ["class_a", "class_b", "class_c", "class_d", "class_e"], "label": "kind"}
+                        "classes": ["class_a", "class_b", "class_c", "class_d", "class_e"], "label": "kind",
+                        "weights_sha256": dc.weights_fingerprint(state)}
 
 
 def test_features_on_wildly_different_scales_still_learn(tmp_path, capsys):

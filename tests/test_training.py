@@ -2,6 +2,7 @@
 import math
 import os
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -32,20 +33,46 @@ def test_network_relu_between_layers():
     assert model(torch.tensor([[2.0], [-2.0]])).squeeze(1).tolist() == [2.0, 0.0]
 
 
+def folded_and_trained(raw, seed=0):
+    """Scores of a random network on standardized rows, and of its folded form on the raw rows."""
+    torch.manual_seed(seed)
+    scaling = dc.InputScaling.fit(raw)
+    model = dc.Network(raw.shape[1], 3)
+    folded = dc.Network(raw.shape[1], 3)
+    folded.load_state_dict(scaling.fold(model.state_dict()))
+    with torch.no_grad():
+        return model(scaling.standardized(raw, slice(None))), dc.for_raw_inputs(folded, scaling.offset)(raw), scaling
+
+
 def test_folded_scaling_gives_the_same_scores_on_raw_values():
     torch.manual_seed(0)
     raw = torch.randn(50, 4) * torch.tensor([1000.0, 0.01, 5.0, 1.0]) + torch.tensor([5000.0, 0.2, -3.0, 0.0])
-    mean, std = dc.standardization(raw)
-    model = dc.Network(4, 3)
-    folded = dc.Network(4, 3)
-    folded.load_state_dict(dc.raw_input_state_dict(model, mean, std))
-    with torch.no_grad():
-        assert torch.allclose(folded(raw), model((raw - mean) / std), atol=1e-4)
+    trained, saved, scaling = folded_and_trained(raw)
+    assert scaling.offset is None  # ordinary columns: the checkpoint alone takes raw values
+    assert torch.allclose(saved, trained, atol=1e-4)
 
 
-def test_standardization_keeps_a_constant_column_as_it_is():
-    mean, std = dc.standardization(torch.tensor([[1.0, 5.0], [3.0, 5.0]]))
-    assert mean.tolist() == [2.0, 5.0] and std.tolist() == [1.0, 1.0]
+@pytest.mark.parametrize("offset", [1.7e9, 1e7])
+def test_large_offsets_keep_the_trained_networks_scores(offset):
+    """A time stamp or a value near 1e7 with a small spread: folded naively in float32 the scores drift by whole units."""
+    torch.manual_seed(1)
+    spread = 5000.0 if offset > 1e8 else 20.0  # well above float32's spacing there (256 and 1)
+    raw = torch.cat([torch.randn(400, 1) * spread + offset, torch.randn(400, 3)], dim=1)
+    trained, saved, scaling = folded_and_trained(raw, seed=2)
+    assert scaling.offset is not None and scaling.offset[0] == pytest.approx(offset, rel=1e-3)
+    assert scaling.offset[1:].tolist() == [0, 0, 0]
+    assert (saved - trained).abs().max().item() < 1e-3
+    assert torch.equal(saved.argmax(1), trained.argmax(1))
+
+
+def test_statistics_are_float64_and_a_constant_column_gets_zero_weights():
+    raw = torch.tensor([[1.0, 1.7e9], [3.0, 1.7e9], [2.0, 1.7e9]])
+    scaling = dc.InputScaling.fit(raw)
+    assert scaling.mean.tolist() == [2.0, float(np.float32(1.7e9))] and scaling.constant.tolist() == [1]
+    assert scaling.standardized(raw, slice(None))[:, 1].tolist() == [0.0, 0.0, 0.0]
+    folded = scaling.fold(dc.Network(2, 3).state_dict())
+    assert folded["layer1.weight"][:, 1].abs().sum().item() == 0
+    assert scaling.offset is None
 
 
 def loaders(data, seed=1, batch_size=10):
