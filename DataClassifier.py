@@ -16,7 +16,7 @@ def unsupported_python(version):
     if low <= tuple(version[:2]) <= high:
         return None
     return (f"error: DataClassifier needs Python {low[0]}.{low[1]} to {high[0]}.{high[1]} (the versions PyTorch "
-            "2.13.0, onnx and onnxruntime publish packages for); this is Python {version[0]}.{version[1]}. "
+            f"2.13.0, onnx and onnxruntime publish packages for); this is Python {version[0]}.{version[1]}. "
             f"Install Python {high[0]}.{high[1]} and run it with that")
 
 
@@ -1424,14 +1424,15 @@ def build_parser():
     data.add_argument("--drop-missing", action="store_true", help="leave out rows with empty cells instead of stopping")
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=bounded(int, 1, MOST, f"a whole number from 1 to {MOST:,}"),
-                          default=DEFAULT_EPOCHS, metavar="N", help="passes over the training set")
+                          default=DEFAULT_EPOCHS, metavar="N", help=f"passes over the training set, 1 to {MOST:,}")
     training.add_argument("--lr", type=bounded(float, 1e-12, 10, "a number above 0, at most 10"),
-                          default=DEFAULT_LEARNING_RATE, help="Adam's learning rate")
+                          default=DEFAULT_LEARNING_RATE, help="Adam's learning rate, above 0 and at most 10")
     training.add_argument("--batch-size", type=bounded(int, 1, MOST, f"a whole number from 1 to {MOST:,}"),
-                          default=DEFAULT_BATCH_SIZE, metavar="N", help="rows per training batch")
+                          default=DEFAULT_BATCH_SIZE, metavar="N", help=f"rows per training batch, 1 to {MOST:,}")
     training.add_argument("--seed", type=bounded(int, 0, MOST_SEED, f"a whole number from 0 to {MOST_SEED}"),
                           default=DEFAULT_SEED, metavar="N",
-                          help="seed of the split, the initial weights and the shuffling; same seed, same numbers")
+                          help=f"seed of the split, the initial weights and the shuffling, 0 to {MOST_SEED}; "
+                               "same seed, same numbers")
     training.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                           help="auto takes the CUDA GPU when there is one, else the CPU")
     training.add_argument("--skip-training", action="store_true",
