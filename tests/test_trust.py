@@ -316,14 +316,16 @@ def test_a_constant_time_stamp_column_is_noted_and_does_no_harm(tmp_path, capsys
     assert "Accuracy of the model based on the test set of 45 inputs is: 95 %" in out
 
 
-@pytest.mark.parametrize("offset, spread", [(1.7e9, 20000.0), (1e7, 50.0)])
-def test_large_offsets_give_the_trained_networks_classes_in_checkpoint_and_onnx(tmp_path, capsys, offset, spread):
+@pytest.mark.parametrize("offset, spread, opset", [(1.7e9, 20000.0, 11), (1e7, 50.0, 7)])
+def test_large_offsets_give_the_trained_networks_classes_in_checkpoint_and_onnx(tmp_path, capsys, offset, spread,
+                                                                                opset):
     import onnxruntime
 
     table = blobs(rows=300, classes=3, features=3, spread=1.0)
     table["f0"] = table["f0"] * spread + offset
     table.to_csv(tmp_path / "offset.csv", index=False)
-    code, out, err = run_main(capsys, "--data", tmp_path / "offset.csv", "--label", "kind", "--output-dir", tmp_path)
+    code, out, err = run_main(capsys, "--data", tmp_path / "offset.csv", "--label", "kind", "--opset", opset,
+                              "--output-dir", tmp_path)
     assert code == 0, err  # the run itself compares the saved model with the trained network
     record = json.loads((tmp_path / "NetModel.json").read_text())
     assert record["input_offset"][0] == pytest.approx(offset, rel=1e-3) and record["input_offset"][1:] == [0, 0]
