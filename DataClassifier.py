@@ -28,6 +28,7 @@ if unsupported_python(sys.version_info):
 
 try:  # the libraries take a second or two to load: Ctrl-C meanwhile ends quietly
     import argparse
+    import codecs
     import contextlib
     import copy
     import errno
@@ -38,6 +39,7 @@ try:  # the libraries take a second or two to load: Ctrl-C meanwhile ends quietl
     import math
     import os
     import pickle
+    import re
     import signal
     import tempfile
     import time
@@ -88,7 +90,7 @@ class RunError(Exception):
 # Load the data
 # ---------------------------------------------------------------------------
 
-TABLE_TYPES = (".csv", ".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
+TABLE_TYPES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 ROW_NUMBER_NAMES = {"#", "id", "index", "no.", "nr", "row", "row number", "unnamed: 0"}
 MINIMUM_ROWS = 5  # the fewest rows for which int(rows*0.2) validation and int(rows*0.3) test rows are both > 0
 
@@ -99,8 +101,9 @@ class Data:
     Only the table's first rows are kept (for show_data), so a big table's memory is freed.
     """
 
-    def __init__(self, head, inputs, targets, features, classes, label):
+    def __init__(self, head, inputs, targets, features, classes, label, left_out=()):
         self.head = head
+        self.left_out = list(left_out)  # (column, why) of the columns that are not features
         self.inputs = inputs
         self.targets = targets
         self.features = features
@@ -108,21 +111,29 @@ class Data:
         self.label = label
 
 
-def load_data(path, label, features=None, sheet=None, drop_missing=False, classes=None):
+def load_data(path, label, features=None, sheet=None, drop_missing=False, classes=None, layout=None):
     """Read the table and convert it to tensors.
 
-    features: the input columns (default: every numeric column but the label and a
-    leading row-number column). classes: the class names in index order, when a trained
-    model fixes them (default: the label's values, sorted).
+    features: the input columns (default: every numeric column but the label and the
+    identifiers). classes: the class names in index order, when a trained model fixes them
+    (default: the label's values, sorted). layout: separator, decimal mark and header row
+    when options give them (default: detected).
     """
-    table = read_table(path, sheet, text_columns=[label])
+    table = read_table(path, sheet, text_columns=[label], layout=layout, wanted=[label])
     if label not in table.columns:
         raise InputError(f"{path}: no column '{label}' to predict; the columns there are: "
                          f"{column_list(table.columns)}; name one with --label")
-    features = list(features) if features else default_features(table, label, path)
+    left_out = [(column, "empty") for column in table.attrs.get("empty columns", [])]
+    if features:
+        features = list(features)
+    else:
+        features, others = default_features(table, label, path)
+        left_out += others
     check_columns(table, features, path, "--features")
     if label in features:
         raise InputError(f"{path}: column '{label}' is the label and cannot also be a feature")
+    if classes is None:
+        check_label_is_classes(table, label, path)
     table = missing_values(table, features + [label], path, drop_missing)
     if len(table) < MINIMUM_ROWS:
         raise InputError(f"{path}: {len(table)} data rows; at least {MINIMUM_ROWS} are needed so that the "
@@ -135,17 +146,40 @@ def load_data(path, label, features=None, sheet=None, drop_missing=False, classe
             raise InputError(f"{path}: column '{label}' holds a single class ('{classes[0]}'); "
                              "at least two are needed to train a classifier")
     targets = torch.from_numpy(class_numbers(codes, names, classes, table.index, path, label))
-    return Data(table.head(), inputs, targets, features, classes, label)
+    return Data(table.head(), inputs, targets, features, classes, label, left_out)
 
 
-def read_table(path, sheet=None, text_columns=(), cells_as_read=False):
-    """Read a .csv, .xlsx, .xlsm, .xls, .xlsb or .ods file into a DataFrame with text column names.
+class Layout:
+    """How a table sits in its file: separator and decimal mark of a text file, the header's row.
 
-    text_columns (the label) are read from a CSV as categories: a million short labels then
-    take a byte each instead of a Python string each. cells_as_read: every cell as the file
-    holds it (a CSV's text, a workbook's typed cells), for writing the table back out: a
-    code '00700' stays '00700'.
+    Each is given by an option (--separator, --decimal, --header-row) or detected, the same
+    way for every table a run reads (training, --skip-training and --predict-file).
     """
+
+    def __init__(self, separator=None, decimal=None, header_row=None):
+        self.separator, self.decimal, self.header_row = separator, decimal, header_row
+
+
+TEXT_TYPES = (".csv", ".txt", ".tsv")
+SEPARATORS = [",", ";", "\t", "|"]
+SAMPLE_ROWS = 60        # rows looked at to find the separator, the header and the decimal mark
+SAMPLE_BYTES = 1 << 18  # of a text file, for the same
+
+
+def read_table(path, sheet=None, text_columns=(), cells_as_read=False, layout=None, wanted=(), quiet=False):
+    """Read a delimited text file (.csv, .txt, .tsv) or a workbook into a DataFrame with text column names.
+
+    The separator, the decimal mark and the header row are detected unless `layout` gives
+    them; title and blank rows above the header, and empty rows and columns anywhere, are
+    left out. The index is the spreadsheet row number minus 2 (the header is row 1), so
+    that messages name rows as the spreadsheet shows them.
+    text_columns (the label) stay text, and are read from a CSV as categories: a million
+    short labels then take a byte each instead of a Python string each. wanted: columns
+    the table must hold; a workbook's first sheet that lacks them gives way to the one
+    sheet that holds them. cells_as_read: every cell as the file holds it, for writing the
+    table back out (a code '00700' stays '00700'). What was detected is printed unless quiet.
+    """
+    layout = layout or Layout()
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -156,87 +190,210 @@ def read_table(path, sheet=None, text_columns=(), cells_as_read=False):
                          f"DataClassifier reads {', '.join(TABLE_TYPES)}")
     if os.path.getsize(path) == 0:
         raise InputError(f"{path} is an empty file")
-    if kind == ".csv":
+    if kind in TEXT_TYPES:
         if sheet is not None:
-            raise InputError(f"{path}: --sheet applies to workbooks; a CSV file has a single table")
-        table = read_csv(path, text_columns, cells_as_read)
+            raise InputError(f"{path}: --sheet applies to workbooks; a text file has a single table")
+        table, notes, decimal = read_delimited(path, text_columns, cells_as_read, layout)
     else:
-        table = read_workbook(path, sheet, cells_as_read)
-    table.columns = [str(column) for column in table.columns]
+        if layout.separator is not None:
+            raise InputError(f"{path}: --separator applies to text files (.csv, .txt, .tsv); a workbook has cells")
+        table, notes = read_workbook(path, sheet, cells_as_read, layout, wanted)
+        decimal = layout.decimal
+    table, empty = without_empty_rows_and_columns(table)
+    table.attrs["empty columns"] = empty  # named in the run's list of columns left out
     if not cells_as_read:
-        table = missing_markers_as_blanks(table, text_columns)
+        table = cells_as_numbers(table, text_columns, decimal)
+    if not quiet:
+        for note in notes:
+            print(note)
     if len(table) == 0:
         raise InputError(f"{path} has a header row but no data rows")
     return table
 
 
-# Cells that mean "no value" in a feature column, as pandas reads them by default. A label
-# cell is empty only when it is empty: "NA" (North America) or "None" can be real classes.
-MISSING_MARKERS = ["#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-                   "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
-
-
-def read_csv(path, text_columns, cells_as_read=False):
+def read_delimited(path, text_columns, cells_as_read, layout):
+    """A delimited text file: (table, what was detected, decimal mark)."""
     with open(path, "rb") as file:
-        start = file.read(65536)
-    if b"\0" in start:
-        raise InputError(f"{path} is not a CSV file: it holds binary data")
-    for encoding in ("utf-8-sig", "cp1252"):
+        start = file.read(SAMPLE_BYTES)
+    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode Text"
+        encodings = ["utf-16"]
+        start = start[:len(start) // 2 * 2]
+    elif b"\0" in start:
+        raise InputError(f"{path} is not a text table: it holds binary data (a workbook renamed? give its real "
+                         "extension)")
+    else:
+        encodings = ["utf-8-sig", "cp1252"]
+        if len(start) == SAMPLE_BYTES:  # the sample may end inside a line, or inside a character
+            start = start[:start.rfind(b"\n") + 1] or start
+    for encoding in encodings:
         try:
-            with warnings.catch_warnings():
-                # a row longer than the header: pandas would drop its last fields with a warning
-                warnings.simplefilter("error", pd.errors.ParserWarning)
-                return pd.read_csv(path, encoding=encoding, index_col=False, keep_default_na=False, na_values=[""],
-                                   dtype=str if cells_as_read else {column: "category" for column in text_columns})
+            lines = start.decode(encoding, errors="ignore" if encoding == "utf-16" else "strict")
+            lines = lines.splitlines()[:SAMPLE_ROWS]
         except UnicodeDecodeError:
             continue
-        except pd.errors.EmptyDataError:
-            raise InputError(f"{path} holds no table (no header row)") from None
-        except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as error:
-            long_row = first_long_row(path, encoding)
-            if long_row:
-                line, fields, header = long_row
-                raise InputError(f"{path}: line {line} has {fields} fields but the header row has {header}; "
-                                 "remove the extra cells (or add a header for them)") from None
-            raise InputError(f"{path} is not a readable CSV table: {first_line(error)}") from None
-    raise InputError(f"{path} is not a text CSV file in UTF-8 or Windows-1252 encoding")
+        separator = layout.separator or sniff_separator(lines)
+        grid = [row for row in csv_rows(lines, separator)]
+        header = layout.header_row or find_header(grid)
+        if header > len(grid) and layout.header_row:
+            raise InputError(f"{path}: --header-row {header} is beyond the {len(grid)} rows there")
+        decimal = layout.decimal or detect_decimal(grid[header:])
+        try:
+            table = parse_delimited(path, encoding, separator, decimal, header, text_columns, cells_as_read)
+        except UnicodeDecodeError:
+            continue
+        if table.shape[1] == 1 and layout.separator:
+            raise InputError(f"{path}: --separator {separator_name(separator)} gives a single column; the file's "
+                             "separator may be another (leave out --separator to detect it)")
+        notes = []
+        if separator != "," or decimal != "." or encoding != "utf-8-sig":
+            notes.append(f"Read {os.path.basename(path)} as {separator_name(separator)}-separated text"
+                         + (" with decimal commas" if decimal == "," else "")
+                         + {"cp1252": " (Windows-1252)", "utf-16": " (UTF-16)"}.get(encoding, ""))
+        if header > 1:
+            notes.append(f"Found the header on row {header}; the {header - 1} row{'s' if header > 2 else ''} "
+                         "above it (titles or blank) were left out")
+        return table, notes, decimal
+    raise InputError(f"{path} is not a text table in UTF-8, UTF-16 or Windows-1252 encoding")
 
 
-def first_long_row(path, encoding):
+def parse_delimited(path, encoding, separator, decimal, header, text_columns, cells_as_read):
+    try:
+        with warnings.catch_warnings():
+            # a row longer than the header: pandas would drop its last fields with a warning
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(path, encoding=encoding, sep=separator, decimal=decimal, skiprows=header - 1,
+                                index_col=False, keep_default_na=False, na_values=[""], skip_blank_lines=False,
+                                dtype=str if cells_as_read else {column: "category" for column in text_columns})
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path} holds no table (no header row)") from None
+    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as error:
+        long_row = first_long_row(path, encoding, separator, header)
+        if long_row:
+            line, fields, header_fields = long_row
+            raise InputError(f"{path}: line {line} has {fields} fields but the header row has {header_fields}; "
+                             "remove the extra cells (or add a header for them)") from None
+        raise InputError(f"{path} is not a readable text table: {first_line(error)}") from None
+    table.index = pd.RangeIndex(header - 1, header - 1 + len(table))
+    return table
+
+
+def separator_name(separator):
+    return "tab" if separator == "\t" else f"'{separator}'"
+
+
+def csv_rows(lines, separator):
+    import csv
+
+    return list(csv.reader(lines, delimiter=separator))
+
+
+def sniff_separator(lines):
+    """The separator that splits most rows of the sample into the same number (above one) of fields."""
+    best, best_score = ",", (0, 0)
+    for separator in SEPARATORS:
+        counts = [len(row) for row in csv_rows(lines, separator) if any(cell.strip() for cell in row)]
+        if not counts:
+            continue
+        width = max(set(counts), key=lambda count: (counts.count(count), count))
+        score = (counts.count(width) if width > 1 else 0, width)
+        if score > best_score:
+            best, best_score = separator, score
+    return best
+
+
+def find_header(rows):
+    """The 1-based row of the header: the first row as wide as the table whose cells are mostly names.
+
+    Title, subtitle and blank rows above it hold one or two cells, or none.
+    """
+    filled = [[cell for cell in row if not is_empty_cell(cell)] for row in rows]
+    widest = max((len(cells) for cells in filled), default=0)
+    for number, cells in enumerate(filled, start=1):
+        names = [cell for cell in cells if isinstance(cell, str) and number_in_text(cell, ".") is None
+                 and number_in_text(cell, ",") is None]
+        if len(cells) >= max(2, 0.6 * widest) and 2 * len(names) >= len(cells):
+            return number
+    return 1
+
+
+def is_empty_cell(cell):
+    return cell is None or (isinstance(cell, float) and math.isnan(cell)) or (isinstance(cell, str) and not cell.strip())
+
+
+DOT_DECIMAL = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"          # 1,234.5  1234.5
+COMMA_DECIMAL = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?"        # 1.234,5  1234,5
+NUMBER_FORMATS = {decimal: re.compile(rf"^(?:{pattern})(?:[eE][+-]?\d+)?\s*%?$") if decimal == "." else
+                  re.compile(rf"^(?:{pattern})\s*%?$") for decimal, pattern in ((".", DOT_DECIMAL), (",", COMMA_DECIMAL))}
+GROUPING = re.compile(r"(?<=\d)[\s\u00a0\u202f'](?=\d{3}(?:\D|$))")  # 1 234,5  1 234.5  1'234.5
+
+
+def number_in_text(text, decimal):
+    """The number a text cell shows with this decimal mark ('1,234.5', '12,5 %', '1 234'), or None."""
+    text = GROUPING.sub("", text.strip())
+    if not NUMBER_FORMATS[decimal].match(text):
+        return None
+    percent = text.endswith("%")
+    text = text.rstrip("%").strip()
+    text = text.replace(",", "") if decimal == "." else text.replace(".", "").replace(",", ".")
+    return float(text) / 100 if percent else float(text)
+
+
+def detect_decimal(rows):
+    """',' when the sample's numbers show decimal commas (5,1  1.234,5), else '.'."""
+    commas = dots = 0
+    for row in rows:
+        for cell in row:
+            text = GROUPING.sub("", str(cell).strip().rstrip("%").strip())
+            if re.fullmatch(r"[+-]?\d+,\d{1,2}|[+-]?\d+,\d{4,}|[+-]?\d{1,3}(?:\.\d{3})+,\d+", text):
+                commas += 1
+            elif re.fullmatch(r"[+-]?\d+\.\d{1,2}|[+-]?\d+\.\d{4,}|[+-]?\d{1,3}(?:,\d{3})+\.\d+", text):
+                dots += 1
+    return "," if commas > dots else "."
+
+
+def first_long_row(path, encoding, separator, header):
     """(line number, fields, header fields) of the first row with more fields than the header, or None."""
     import csv
 
     with open(path, encoding=encoding, newline="") as file:
-        rows = csv.reader(file)
-        header = len(next(rows, []))
+        rows = csv.reader(file, delimiter=separator)
+        for _ in range(header - 1):
+            next(rows, None)
+        header_fields = len(next(rows, []))
         for row in rows:
-            if len(row) > header:
-                return rows.line_num, len(row), header
+            if len(row) > header_fields:
+                return rows.line_num, len(row), header_fields
     return None
 
 
-def missing_markers_as_blanks(table, text_columns):
-    """Turn "NA", "#N/A", "null" ... into blanks in every column but the label, as pandas would.
-
-    The table is read with only truly empty cells as blanks, so that a label "NA" stays a
-    class; the other text columns get pandas' usual markers back here, and a column that
-    was text only because of them becomes numbers again.
-    """
-    for column in table.columns:
-        if column in text_columns or pd.api.types.is_numeric_dtype(table[column]):
-            continue
-        values = table[column]
-        marked = values.isin(MISSING_MARKERS)
-        if not marked.any():
-            continue
-        values = values.mask(marked)
-        numbers = pd.to_numeric(values, errors="coerce")
-        table[column] = numbers if numbers.notna().sum() == values.notna().sum() else values
-    return table
+def without_empty_rows_and_columns(table):
+    """The table less its entirely empty rows and columns; and the names of empty columns that had one."""
+    blank = pd.DataFrame({position: blank_cells(table.iloc[:, position]) for position in range(table.shape[1])},
+                         index=table.index)
+    empty_columns = blank.all(axis=0).to_numpy() if len(table) else np.zeros(table.shape[1], dtype=bool)
+    named = [column for column, empty in zip(table.columns, empty_columns)
+             if empty and not str(column).startswith("Unnamed:")]
+    empty_rows = blank.all(axis=1).to_numpy()
+    if empty_columns.any():
+        table = table.loc[:, ~empty_columns]
+    if empty_rows.any():
+        table = table[~empty_rows]
+    return table, named
 
 
-def read_workbook(path, sheet, cells_as_read=False):
-    """Read one sheet: by name, by position counting from 1, or the first one."""
+def blank_cells(column):
+    """Which cells are empty: missing, or text of nothing but spaces."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = column.cat.categories
+        spaces = categories[categories.astype(str).str.strip() == ""] if categories.size else categories
+        return column.isna() | column.isin(spaces)
+    if pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column):
+        return column.isna() | column.map(lambda value: isinstance(value, str) and not value.strip())
+    return column.isna()
+
+
+def read_workbook(path, sheet, cells_as_read, layout, wanted):
+    """One sheet: by name, by position counting from 1, or the first one that holds the wanted columns."""
     try:
         book = pd.ExcelFile(path, engine="calamine")
     except Exception as error:  # the reader raises many types for a file that is not a workbook
@@ -246,17 +403,20 @@ def read_workbook(path, sheet, cells_as_read=False):
         names = book.sheet_names
         if not names:
             raise InputError(f"{path} holds no sheets")
+        notes = []
         if sheet is None:
-            name = names[0]
-        elif sheet in names:
-            name = sheet
-        elif sheet.isdigit() and 1 <= int(sheet) <= len(names):
-            name = names[int(sheet) - 1]
+            name, header = choose_sheet(book, path, names, layout, wanted, notes)
         else:
-            raise InputError(f"{path}: no sheet '{sheet}'; the sheets there are: {column_list(names)} "
-                             f"(or give a position from 1 to {len(names)})")
+            if sheet in names:
+                name = sheet
+            elif sheet.isdigit() and 1 <= int(sheet) <= len(names):
+                name = names[int(sheet) - 1]
+            else:
+                raise InputError(f"{path}: no sheet '{sheet}'; the sheets there are: {column_list(names)} "
+                                 f"(or give a position from 1 to {len(names)})")
+            header, _ = sheet_header(book, path, name, layout)
         try:
-            table = pd.read_excel(book, sheet_name=name, keep_default_na=False, na_values=[""],
+            table = pd.read_excel(book, sheet_name=name, header=header - 1, keep_default_na=False, na_values=[""],
                                   dtype=object if cells_as_read else None)
         except Exception as error:
             raise InputError(f"{path}: sheet '{name}' cannot be read: {first_line(error)}") from None
@@ -264,6 +424,80 @@ def read_workbook(path, sheet, cells_as_read=False):
         where = "the first sheet" if sheet is None else "sheet"
         raise InputError(f"{path}: {where} '{name}' holds no data; the sheets there are: "
                          f"{column_list(names)}; choose one with --sheet")
+    table.index = pd.RangeIndex(header - 1, header - 1 + len(table))
+    if header > 1:
+        notes.append(f"Found the header on row {header} of sheet '{name}'; the {header - 1} "
+                     f"row{'s' if header > 2 else ''} above it (titles or blank) were left out")
+    return table, notes
+
+
+def sheet_header(book, path, name, layout):
+    """The header's row (1-based) of a sheet, and its column names there."""
+    try:
+        sample = pd.read_excel(book, sheet_name=name, header=None, nrows=max(SAMPLE_ROWS, layout.header_row or 0),
+                               dtype=object)
+    except Exception as error:
+        raise InputError(f"{path}: sheet '{name}' cannot be read: {first_line(error)}") from None
+    rows = sample.to_numpy().tolist()
+    if layout.header_row and layout.header_row > max(1, len(rows)):
+        raise InputError(f"{path}: --header-row {layout.header_row} is beyond the {len(rows)} rows of sheet '{name}'")
+    header = layout.header_row or find_header(rows)
+    names = [value_text(cell) for cell in rows[header - 1]] if rows else []
+    return header, names
+
+
+def choose_sheet(book, path, names, layout, wanted, notes):
+    """The first sheet, unless it lacks the wanted columns and exactly one other sheet has them."""
+    header, columns = sheet_header(book, path, names[0], layout)
+    if not wanted or all(column in columns for column in wanted) or len(names) == 1:
+        return names[0], header
+    holding = []
+    for name in names[1:]:
+        other_header, other_columns = sheet_header(book, path, name, layout)
+        if all(column in other_columns for column in wanted):
+            holding.append((name, other_header))
+    if len(holding) == 1:
+        notes.append(f"Using sheet '{holding[0][0]}': it holds {column_list(wanted)}, which the first sheet, "
+                     f"'{names[0]}', does not (choose another with --sheet)")
+        return holding[0]
+    if len(holding) > 1:
+        raise InputError(f"{path}: the sheets {column_list([name for name, _ in holding])} all hold "
+                         f"{column_list(wanted)}; choose one with --sheet")
+    return names[0], header
+
+
+# Cells that mean "no value" in a feature column, as pandas reads them by default. A label
+# cell is empty only when it is empty: "NA" (North America) or "None" can be real classes.
+MISSING_MARKERS = ["#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                   "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+
+
+def cells_as_numbers(table, text_columns, decimal=None):
+    """Text cells that hold numbers become numbers, in every column but the text_columns (the label).
+
+    "NA", "#N/A", "null" ... become blanks, as pandas would read them; formatted numbers
+    ('1,234.5', '1.234,5', '1 234,5', '37.3%') become numbers with the decimal mark given,
+    or the one the text cells show. A column with a few other texts keeps them, so that
+    the run can name the cell that is not a number.
+    """
+    for column in table.columns:
+        if column in text_columns or pd.api.types.is_numeric_dtype(table[column]) \
+                or pd.api.types.is_datetime64_any_dtype(table[column]) or pd.api.types.is_timedelta64_dtype(table[column]):
+            continue
+        values = table[column]
+        values = values.mask(values.isin(MISSING_MARKERS))
+        texts = values[values.map(lambda value: isinstance(value, str))]
+        if len(texts):
+            mark = decimal or detect_decimal([texts.head(SAMPLE_ROWS * 10).tolist()])
+            parsed = texts.map(lambda text: number_in_text(text, mark))
+            values = values.astype(object)
+            values[parsed.index[parsed.notna()]] = parsed[parsed.notna()].astype(float)
+        numbers = pd.to_numeric(values, errors="coerce")
+        filled = values.notna().sum()
+        if numbers.notna().sum() == filled and not values.map(lambda value: isinstance(value, bool)).any():
+            table[column] = numbers
+        elif values is not table[column]:
+            table[column] = values
     return table
 
 
@@ -291,27 +525,76 @@ def check_columns(table, columns, path, option):
 
 
 def default_features(table, label, path):
-    """Every numeric column except the label and a leading row-number column."""
-    candidates = [column for column in table.columns if column != label]
-    if candidates and candidates[0] == table.columns[0] and is_row_number(table[candidates[0]]):
-        candidates = candidates[1:]
-    features = [column for column in candidates if is_numeric_column(table[column])]
+    """Every numeric column but the label and the identifiers; and each column left out, with why.
+
+    Returns (features, left_out), left_out a list of (column, reason).
+    """
+    features, left_out = [], []
+    for position, column in enumerate(table.columns):
+        if column == label:
+            continue
+        values = table[column]
+        reason = identifier_reason(values, first=position == 0)
+        if reason is None and (pd.api.types.is_datetime64_any_dtype(values)
+                               or pd.api.types.is_timedelta64_dtype(values)):
+            reason = "dates and times are not used as features"
+        if reason is None and not is_numeric_column(values):
+            reason = "text, not numbers"
+        if reason:
+            left_out.append((column, reason))
+        else:
+            features.append(column)
     if not features:
         raise InputError(f"{path}: no numeric feature columns besides the label '{label}' "
                          f"(the columns there are: {column_list(table.columns)}); "
                          "the model needs at least one column of numbers")
-    return features
+    return features, left_out
 
 
-def is_row_number(column):
-    """A column that only numbers the rows: named like the tutorial's '#' or an 'Id', or counting 1, 2, 3 ..."""
-    if str(column.name).strip().lower() in ROW_NUMBER_NAMES:
-        return True
-    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column) or column.isna().any():
-        return False
-    values = np.sort(column.to_numpy(dtype=np.float64))
-    counts_rows = values[0] in (0, 1) and np.array_equal(values, np.arange(values[0], values[0] + len(values)))
-    return bool(counts_rows)
+ID_WORDS = {"id", "ids", "uuid", "guid", "key"}  # a header with one of these names an identifier
+NUMBER_WORDS = {"nr", "no", "num", "number", "index", "idx", "row", "code", "ref", "reference", "serial"}  # often one
+
+
+def identifier_reason(column, first=False):
+    """Why a column only names or numbers the rows (None when it does not).
+
+    A header that says so (customer_id, Order No, Key, #) over values that repeat in fewer than
+    half of the rows; or whole numbers that count the rows (1, 2, 3 ... in any order, from any
+    start). A merely distinct number (a weight in grams in a small table) is a measurement.
+    """
+    name = str(column.name).strip()
+    words = set(re.findall(r"[a-z]+|#", re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower()))
+    filled = column.dropna()
+    if first and name.lower() in ROW_NUMBER_NAMES:
+        return "it numbers the rows"
+    if len(filled) < 2 or pd.api.types.is_bool_dtype(column):
+        return None
+    distinct = filled.nunique() / len(filled)
+    counts_something = re.search(r"\b(number|no|num|nr)\.? of\b", name.lower())  # "number of rooms" is a count
+    if (words & ID_WORDS or name.endswith("#") or name.endswith("ID")) and distinct >= 0.5 \
+            or words & NUMBER_WORDS and not counts_something and distinct >= 0.95:
+        return "its name and its values say it identifies the rows"
+    if pd.api.types.is_numeric_dtype(column) and len(filled) >= 3 and distinct == 1:
+        values = np.sort(filled.to_numpy(dtype=np.float64))
+        if np.all(values == np.round(values)) and np.all(np.diff(values) == 1):
+            return "it numbers the rows"
+    return None
+
+
+def check_label_is_classes(table, label, path):
+    """Stop when the label looks like a measurement: many classes, most of them a single row, or decimals."""
+    values = table[label].dropna()
+    counts = values.value_counts()
+    counts = counts[counts > 0]
+    numbers = pd.to_numeric(pd.Series(counts.index.astype(str) if isinstance(values.dtype, pd.CategoricalDtype)
+                                      else counts.index), errors="coerce")
+    fractional = bool(numbers.notna().all() and (numbers != numbers.round()).any())
+    single = int((counts == 1).sum())
+    if len(counts) > 10 and (fractional or 2 * single > len(counts)):
+        kind = "numbers with decimals" if fractional else "values"
+        raise InputError(f"{path}: column '{label}' looks like a measurement, not classes: {len(counts)} different "
+                         f"{kind} in {len(values)} rows, {single} of them in a single row; a classifier needs several "
+                         "rows of each class. Choose the column of classes with --label")
 
 
 def is_numeric_column(column):
@@ -419,6 +702,8 @@ def show_data(data):
     print(f"\nOur dataset {balanced} the following values to predict:")
     print(counts)
     print(f"\nInput features ({len(data.features)}): {', '.join(data.features)}")
+    if data.left_out:
+        print(f"Left out ({len(data.left_out)}): {'; '.join(f'{column}: {why}' for column, why in data.left_out)}")
     print(f"Classes ({len(data.classes)}): {', '.join(data.classes)}\n")
 
 
@@ -1251,17 +1536,20 @@ def predict(checkpoint, texts, record=None):
     return classes[best]
 
 
-def predict_file(checkpoint, path, sheet, destination, drop_missing, record=None, staged=None):
+def predict_file(checkpoint, path, sheet, destination, drop_missing, record=None, staged=None, layout=None):
     """Write predictions.csv: the input's cells as read, the predicted class, each class's probability.
 
-    staged: where to write when the run puts its outputs in place at the end.
+    The table is read as training reads it (for the features) and once more with its cells
+    as they are (for the copy in predictions.csv). staged: where to write when the run puts
+    its outputs in place at the end.
     """
     model, record = load_trained(checkpoint, record)
     features, classes, label = record["features"], record["classes"], record["label"]
-    table = read_table(path, sheet, text_columns=[label], cells_as_read=True)
-    check_columns(table, features, path, f"the file (the model was trained on {', '.join(features)})")
-    inputs = missing_values(missing_markers_as_blanks(table[features].copy(), ()), features, path, drop_missing)
-    table = table.loc[inputs.index]
+    inputs = read_table(path, sheet, text_columns=[label], layout=layout, wanted=features)
+    check_columns(inputs, features, path, f"the file (the model was trained on {', '.join(features)})")
+    inputs = missing_values(inputs, features, path, drop_missing)
+    table = read_table(path, sheet, text_columns=[label], cells_as_read=True, layout=layout, wanted=features,
+                       quiet=True).loc[inputs.index]
     chances = probabilities(model, torch.from_numpy(numeric_matrix(inputs, features, path))).numpy()
     predictions, renamed = table.copy(), []
     for name, values in [("Predicted", [classes[number] for number in chances.argmax(axis=1)])] + \
@@ -1384,6 +1672,14 @@ def bounded(kind, low, high, accepted):
     return parse
 
 
+def separator(text):
+    """An argparse type: one character, or the word tab."""
+    text = "\t" if text.lower() in ("tab", "\\t") else text
+    if len(text) != 1 or text in "\r\n\"":
+        raise argparse.ArgumentTypeError(f"'{text}' is not allowed; give one character such as ',' ';' '|', or tab")
+    return text
+
+
 def opset(text):
     if not text.isdigit() or int(text) not in OPSETS:
         raise argparse.ArgumentTypeError(f"{text} is not supported; give an opset from {OPSETS[0]} to {OPSETS[-1]}")
@@ -1422,6 +1718,14 @@ def build_parser():
                       help="the input columns (default: every numeric column but the label and a leading row number; "
                            "a trained model's own with --skip-training and prediction)")
     data.add_argument("--drop-missing", action="store_true", help="leave out rows with empty cells instead of stopping")
+    data.add_argument("--separator", type=separator, metavar="CHAR",
+                      help="the separator of a text table: ',', ';', tab, '|' or another single character "
+                           "(default: detected)")
+    data.add_argument("--decimal", choices=[".", ","],
+                      help="the decimal mark of the numbers in the table (default: detected)")
+    data.add_argument("--header-row", type=bounded(int, 1, MOST, "a row number from 1, as the spreadsheet shows it"),
+                      metavar="N", help="the row that holds the column names, counting from 1 (default: detected; "
+                                        "title and blank rows above the header are left out)")
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=bounded(int, 1, MOST, f"a whole number from 1 to {MOST:,}"),
                           default=DEFAULT_EPOCHS, metavar="N", help=f"passes over the training set, 1 to {MOST:,}")
@@ -1470,8 +1774,8 @@ def parse_args(argv=None):
 
 # Options that do nothing in a mode, named in a note when given.
 IGNORED = {
-    "--predict": ["data", "sheet", "drop_missing", "epochs", "lr", "batch_size", "seed", "device", "skip_training",
-                  "no_onnx", "opset", "plot"],
+    "--predict": ["data", "sheet", "drop_missing", "separator", "decimal", "header_row", "epochs", "lr", "batch_size",
+                  "seed", "device", "skip_training", "no_onnx", "opset", "plot"],
     "--predict-file": ["data", "epochs", "lr", "batch_size", "seed", "device", "skip_training", "no_onnx", "opset",
                        "plot"],
     "--skip-training": ["epochs", "lr", "batch_size"],
@@ -1489,6 +1793,10 @@ def note_ignored_options(args):
         print(f"note: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} nothing with {mode(args)} "
               f"({'it trains' if mode(args) == '--skip-training' else 'prediction trains'} nothing) and "
               f"{'is' if len(ignored) == 1 else 'are'} ignored", file=sys.stderr)
+
+
+def layout_of(args):
+    return Layout(args.separator, args.decimal, args.header_row)
 
 
 def model_record_for(args):
@@ -1530,7 +1838,7 @@ def run(args):
         if args.predict_file:
             destination = os.path.join(args.output_dir, "predictions.csv")
             predict_file(args.checkpoint, args.predict_file, args.sheet, destination, args.drop_missing,
-                         model_record_for(args), staged=files.stage(destination))
+                         model_record_for(args), staged=files.stage(destination), layout=layout_of(args))
         else:
             train_test_convert(args, files)
         files.commit()
@@ -1544,7 +1852,7 @@ def train_test_convert(args, files):
         import_pyplot()
     record = model_record_for(args) if args.skip_training else {}
     data = load_data(args.data, record.get("label", args.label), record.get("features", args.features), args.sheet,
-                     args.drop_missing, classes=record.get("classes"))
+                     args.drop_missing, classes=record.get("classes"), layout=layout_of(args))
     show_data(data)
     features, classes = data.features, data.classes
 

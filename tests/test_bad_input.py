@@ -89,9 +89,9 @@ CASES = [
      "noise.xlsx is not a readable .xlsx workbook"),
     ("random bytes as xls", lambda d: ["--data", write(d, "noise.xls", os.urandom(3000))], "not a readable .xls"),
     ("binary csv", lambda d: ["--data", write(d, "image.csv", b"\x89PNG\r\n\x1a\n\0\0\0" + os.urandom(500))],
-     "image.csv is not a CSV file: it holds binary data"),
-    ("unsupported extension", lambda d: ["--data", write(d, "iris.txt", b"a,b\n1,2\n")],
-     "unsupported file type '.txt'; DataClassifier reads .csv, .xlsx"),
+     "image.csv is not a text table: it holds binary data"),
+    ("unsupported extension", lambda d: ["--data", write(d, "iris.json", b"a,b\n1,2\n")],
+     "unsupported file type '.json'; DataClassifier reads .csv, .txt, .tsv, .xlsx"),
     # tables
     ("header only", lambda d: ["--data", write(d, "header.csv", (",".join(IRIS_COLUMNS) + "\n").encode())],
      "has a header row but no data rows"),
@@ -112,7 +112,7 @@ CASES = [
      "too large for a 32-bit float"),
     ("empty label", lambda d: ["--data", iris_csv(d, "nolabel.csv", set_cell("Iris_Type", 20, ""))],
      "empty cells in column 'Iris_Type' at row 22"),
-    ("empty first sheet", lambda d: ["--data", workbook_with_empty_first_sheet(d)],
+    ("empty first sheet, label nowhere", lambda d: ["--data", workbook_with_empty_first_sheet(d), "--label", "Species"],
      "the first sheet 'Cover' holds no data; the sheets there are: 'Cover', 'Iris'; choose one with --sheet"),
     ("unknown feature", lambda d: ["--features", "petal area"], "no column 'petal area'"),
     # options

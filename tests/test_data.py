@@ -62,25 +62,32 @@ def test_unknown_sheet_names_the_sheets_there_are(tmp_path):
 def test_default_features_skip_label_row_number_and_text_columns():
     table = blobs(rows=30)
     table["city"] = ["Oslo", "Lima", "Pune"] * 10
-    assert dc.default_features(table, "kind", "t.csv") == ["f0", "f1", "f2", "f3"]
+    assert dc.default_features(table, "kind", "t.csv") == (
+        ["f0", "f1", "f2", "f3"], [("Id", "it numbers the rows"), ("city", "text, not numbers")])
 
 
-@pytest.mark.parametrize("name, values, is_row_number", [
+@pytest.mark.parametrize("name, values, identifier", [
     ("#", [3, 1, 2, 5, 4], True),           # the tutorial's '#', rows shuffled
     ("Id", [1, 2, 3, 4, 5], True),
-    ("key", [0, 1, 2, 3, 4], True),         # counts rows whatever its name
+    ("key", [0, 1, 2, 3, 4], True),
+    ("row", [1001, 1003, 1002, 1004, 1005], True),  # counts rows from any start
     ("count", [7, 9, 3, 12, 1], False),     # integers that do not count rows
     ("n", [1, 1, 2, 3, 4], False),          # repeated values
-    ("Id", [1, 1, None, 3, 4], True),       # the name says so, whatever the values
+    ("customer_id", [83412, 10233, 55120, 99001, 23456], True),  # random unique numbers, named as an id
+    ("CustomerID", ["c-1", "c-7", "c-3", "c-2", "c-9"], True),
+    ("Order No", [5512, 5519, 5530, 5540, 5511], True),
+    ("weight_g", [1250, 980, 1475, 1103, 1320], False),  # distinct whole numbers, but a measurement
+    ("number of rooms", [3, 4, 3, 2, 4], False),          # an id-like word, but values repeat
     ("weight", [1.5, 2.0, 3.0, 4.0, 5.0], False),
+    ("postcode", [5000, 5000, 8001, 8001, 5000], False),
 ])
-def test_row_number_column_detection(name, values, is_row_number):
-    assert dc.is_row_number(pd.Series(values, name=name)) is is_row_number
+def test_identifier_column_detection(name, values, identifier):
+    assert (dc.identifier_reason(pd.Series(values, name=name)) is not None) is identifier
 
 
 def test_a_leading_measurement_column_is_kept_as_a_feature():
     table = blobs(rows=30).drop(columns="Id")
-    assert dc.default_features(table, "kind", "t.csv") == ["f0", "f1", "f2", "f3"]
+    assert dc.default_features(table, "kind", "t.csv") == (["f0", "f1", "f2", "f3"], [])
 
 
 def test_explicit_features_in_their_order(tmp_path):
