@@ -31,6 +31,7 @@ try:  # the libraries take a second or two to load: Ctrl-C meanwhile ends quietl
     import codecs
     import contextlib
     import copy
+    import datetime
     import errno
     import gc
     import hashlib
@@ -328,14 +329,20 @@ GROUPING = re.compile(r"(?<=\d)[\s\u00a0\u202f'](?=\d{3}(?:\D|$))")  # 1 234,5  
 
 
 def number_in_text(text, decimal):
-    """The number a text cell shows with this decimal mark ('1,234.5', '12,5 %', '1 234'), or None."""
-    text = GROUPING.sub("", text.strip())
+    """The number a text cell shows with this decimal mark ('1,234.5', '12,5 %', '1 234', '$1,200',
+    '(12.5)' for -12.5), or None."""
+    text = text.strip()
+    negative = text.startswith("(") and text.endswith(")")  # accounting style
+    if negative:
+        text = text[1:-1].strip()
+    text = GROUPING.sub("", CURRENCY.sub("", text))
     if not NUMBER_FORMATS[decimal].match(text):
         return None
     percent = text.endswith("%")
     text = text.rstrip("%").strip()
     text = text.replace(",", "") if decimal == "." else text.replace(".", "").replace(",", ".")
-    return float(text) / 100 if percent else float(text)
+    number = float(text) / 100 if percent else float(text)
+    return -number if negative else number
 
 
 def detect_decimal(rows):
@@ -382,13 +389,13 @@ def without_empty_rows_and_columns(table):
 
 
 def blank_cells(column):
-    """Which cells are empty: missing, or text of nothing but spaces."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        categories = column.cat.categories
-        spaces = categories[categories.astype(str).str.strip() == ""] if categories.size else categories
-        return column.isna() | column.isin(spaces)
-    if pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column):
-        return column.isna() | column.map(lambda value: isinstance(value, str) and not value.strip())
+    """Which cells are empty: missing, or text of nothing but spaces (each distinct value looked at once)."""
+    if isinstance(column.dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(column) \
+            or pd.api.types.is_string_dtype(column):
+        codes, distinct = pd.factorize(column)
+        spaces = np.array([isinstance(value, str) and not value.strip() for value in np.asarray(distinct, object)]
+                          + [True], dtype=bool)
+        return pd.Series(spaces[codes], index=column.index)
     return column.isna()
 
 
@@ -476,29 +483,49 @@ def cells_as_numbers(table, text_columns, decimal=None):
     """Text cells that hold numbers become numbers, in every column but the text_columns (the label).
 
     "NA", "#N/A", "null" ... become blanks, as pandas would read them; formatted numbers
-    ('1,234.5', '1.234,5', '1 234,5', '37.3%') become numbers with the decimal mark given,
-    or the one the text cells show. A column with a few other texts keeps them, so that
-    the run can name the cell that is not a number.
+    ('1,234.5', '1.234,5', '1 234,5', '37.3%', '$1,200', '(12.5)') become numbers with the
+    decimal mark given, or the one the text cells show. A column that is mostly numbers keeps
+    its other texts, so that the run can name the cell that is not a number. Each distinct
+    text is looked at once, so a million rows of a few values cost little.
     """
     for column in table.columns:
-        if column in text_columns or pd.api.types.is_numeric_dtype(table[column]) \
-                or pd.api.types.is_datetime64_any_dtype(table[column]) or pd.api.types.is_timedelta64_dtype(table[column]):
-            continue
         values = table[column]
-        values = values.mask(values.isin(MISSING_MARKERS))
-        texts = values[values.map(lambda value: isinstance(value, str))]
-        if len(texts):
-            mark = decimal or detect_decimal([texts.head(SAMPLE_ROWS * 10).tolist()])
-            parsed = texts.map(lambda text: number_in_text(text, mark))
-            values = values.astype(object)
-            values[parsed.index[parsed.notna()]] = parsed[parsed.notna()].astype(float)
-        numbers = pd.to_numeric(values, errors="coerce")
-        filled = values.notna().sum()
-        if numbers.notna().sum() == filled and not values.map(lambda value: isinstance(value, bool)).any():
-            table[column] = numbers
-        elif values is not table[column]:
-            table[column] = values
+        if column in text_columns or not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+            continue
+        codes, distinct = pd.factorize(values)
+        distinct = np.asarray(distinct, dtype=object)
+        missing = np.array([isinstance(value, str) and value.strip() in MISSING_MARKERS for value in distinct], bool)
+        texts = [value for value, marker in zip(distinct, missing) if isinstance(value, str) and not marker]
+        mark = decimal or detect_decimal([texts[:SAMPLE_ROWS * 10]])
+        numbers = np.array([cell_number(value, mark) for value in distinct], dtype=np.float64)
+        numbers[missing] = np.nan
+        parsed = np.append(numbers, np.nan)[codes]  # code -1 (an empty cell) picks the NaN at the end
+        filled = np.append(~missing, False)[codes]
+        if not filled.any():
+            table[column] = parsed
+        elif (~np.isnan(parsed[filled])).all():
+            table[column] = parsed
+        elif (~np.isnan(parsed[filled])).mean() >= 0.5:  # mostly numbers: keep the odd text to report it
+            table[column] = pd.Series(np.where(np.isnan(parsed), np.append(distinct, None)[codes], parsed),
+                                      index=table.index, dtype=object).where(filled, None)
+        elif missing.any():
+            table[column] = values.where(~np.append(missing, False)[codes], None)
     return table
+
+
+CURRENCY = re.compile(r"^\(?\s*[$€£¥₹]\s*|\s*[$€£¥₹]\s*\)?$|^\(?\s*(?:USD|EUR|GBP|CHF)\s+|\s+(?:USD|EUR|GBP|CHF)\s*\)?$")
+
+
+def cell_number(value, decimal):
+    """A cell's number: a number as it is (not a True/False), a text by number_in_text; else NaN."""
+    if isinstance(value, bool):
+        return np.nan
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    if not isinstance(value, str):
+        return np.nan
+    number = number_in_text(value, decimal)
+    return np.nan if number is None else number
 
 
 def first_line(error):
@@ -535,8 +562,7 @@ def default_features(table, label, path):
             continue
         values = table[column]
         reason = identifier_reason(values, first=position == 0)
-        if reason is None and (pd.api.types.is_datetime64_any_dtype(values)
-                               or pd.api.types.is_timedelta64_dtype(values)):
+        if reason is None and is_dates(values):
             reason = "dates and times are not used as features"
         if reason is None and not is_numeric_column(values):
             reason = "text, not numbers"
@@ -549,6 +575,24 @@ def default_features(table, label, path):
                          f"(the columns there are: {column_list(table.columns)}); "
                          "the model needs at least one column of numbers")
     return features, left_out
+
+
+DATE_TEXT = re.compile(r"\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?Z?"
+                       r"|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}(?: \d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}:\d{2}(?::\d{2})?")
+
+
+def is_dates(column):
+    """Dates or times: typed as such (a workbook's date cells), or text that reads as dates."""
+    if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
+        return True
+    if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+        return False
+    sample = pd.Series(column.dropna().unique()[:200])
+    if sample.empty:
+        return False
+    dated = sample.map(lambda value: isinstance(value, (pd.Timestamp, datetime.date, datetime.time)) or
+                       (isinstance(value, str) and DATE_TEXT.fullmatch(value.strip()) is not None))
+    return bool(dated.mean() >= 0.9)
 
 
 ID_WORDS = {"id", "ids", "uuid", "guid", "key"}  # a header with one of these names an identifier

@@ -200,7 +200,8 @@ def test_thousands_separators_and_percentages_are_numbers(tmp_path, capsys, styl
 @pytest.mark.parametrize("text, decimal, number", [
     ("1,234.5", ".", 1234.5), ("1.234,5", ",", 1234.5), ("1 234,5", ",", 1234.5), ("1\u00a0234.5", ".", 1234.5),
     ("37.3%", ".", 0.373), ("12,5 %", ",", 0.125), ("-0.5", ".", -0.5), ("1e3", ".", 1000.0),
-    ("1,2,3", ".", None), ("12 cm", ".", None), ("1.2.3", ",", 123.0 if False else None),
+    ("$1,200", ".", 1200.0), ("12,50 €", ",", 12.5), ("(1,234.5)", ".", -1234.5), ("EUR 7", ".", 7.0),
+    ("1,2,3", ".", None), ("12 cm", ".", None), ("1.2.3", ",", None), ("2024-05-01", ".", None),
 ])
 def test_number_formats(text, decimal, number):
     assert dc.number_in_text(text, decimal) == (pytest.approx(number) if number is not None else None)
@@ -261,3 +262,14 @@ def test_a_model_trained_on_a_plain_csv_predicts_a_european_copy(tmp_path, capsy
                               "--output-dir", tmp_path)
     assert code == 0, err
     assert "Read copy.csv as ';'-separated text with decimal commas" in out.splitlines()
+
+
+def test_dates_are_left_out_with_their_reason(tmp_path, capsys):
+    table = blobs(rows=60, classes=2)
+    table.insert(1, "measured on", pd.date_range("2024-01-01", periods=60).strftime("%d.%m.%Y"))
+    table.insert(2, "at", ["08:30", "12:15", "17:45"] * 20)
+    table.to_csv(tmp_path / "dated.csv", index=False)
+    code, out, err, _ = trained(capsys, tmp_path / "dated.csv", label="kind")
+    assert code == 0, err
+    assert ("Left out (3): Id: it numbers the rows; measured on: dates and times are not used as features; "
+            "at: dates and times are not used as features") in out
