@@ -201,6 +201,9 @@ def read_table(path, sheet=None, text_columns=(), cells_as_read=False, layout=No
         table, notes = read_workbook(path, sheet, cells_as_read, layout, wanted)
         decimal = layout.decimal
     table, empty = without_empty_rows_and_columns(table)
+    if is_units_row(table, text_columns, decimal):
+        notes.append(f"Left out row {table.index[0] + 2}: it holds text (units?) above the numbers")
+        table = table.iloc[1:]
     table.attrs["empty columns"] = empty  # named in the run's list of columns left out
     if not cells_as_read:
         table = cells_as_numbers(table, text_columns, decimal)
@@ -232,12 +235,16 @@ def read_delimited(path, text_columns, cells_as_read, layout):
             lines = lines.splitlines()[:SAMPLE_ROWS]
         except UnicodeDecodeError:
             continue
-        separator = layout.separator or sniff_separator(lines)
+        hint = re.fullmatch(r"sep=(.)", lines[0].strip()) if lines else None  # Excel's "sep=;" first line
+        separator = layout.separator or (hint.group(1) if hint else sniff_separator(lines))
         grid = [row for row in csv_rows(lines, separator)]
+        if hint:
+            grid[0] = []  # a row above the header, left out as a title row is
         header = layout.header_row or find_header(grid)
         if header > len(grid) and layout.header_row:
             raise InputError(f"{path}: --header-row {header} is beyond the {len(grid)} rows there")
-        decimal = layout.decimal or detect_decimal(grid[header:])
+        # numbers that show no decimal mark either way (1.234): Europe's ';' files write decimal commas
+        decimal = layout.decimal or detect_decimal(grid[header:], "," if separator == ";" else ".")
         try:
             table = parse_delimited(path, encoding, separator, decimal, header, text_columns, cells_as_read)
         except UnicodeDecodeError:
@@ -250,9 +257,9 @@ def read_delimited(path, text_columns, cells_as_read, layout):
             notes.append(f"Read {os.path.basename(path)} as {separator_name(separator)}-separated text"
                          + (" with decimal commas" if decimal == "," else "")
                          + {"cp1252": " (Windows-1252)", "utf-16": " (UTF-16)"}.get(encoding, ""))
-        if header > 1:
-            notes.append(f"Found the header on row {header}; the {header - 1} row{'s' if header > 2 else ''} "
-                         "above it (titles or blank) were left out")
+        if header > 1 + bool(hint):
+            notes.append(f"Found the header on row {header}; {rows_above(header)} above it (titles or blank) "
+                         f"{'was' if header == 2 else 'were'} left out")
         return table, notes, decimal
     raise InputError(f"{path} is not a text table in UTF-8, UTF-16 or Windows-1252 encoding")
 
@@ -276,6 +283,10 @@ def parse_delimited(path, encoding, separator, decimal, header, text_columns, ce
         raise InputError(f"{path} is not a readable text table: {first_line(error)}") from None
     table.index = pd.RangeIndex(header - 1, header - 1 + len(table))
     return table
+
+
+def rows_above(header):
+    return "the row" if header == 2 else f"the {header - 1} rows"
 
 
 def separator_name(separator):
@@ -345,16 +356,21 @@ def number_in_text(text, decimal):
     return -number if negative else number
 
 
-def detect_decimal(rows):
-    """',' when the sample's numbers show decimal commas (5,1  1.234,5), else '.'."""
+def detect_decimal(rows, default="."):
+    """The decimal mark the sample's numbers show: ',' for 5,1  0,125  1.234,5; '.' for 5.1  1,234.5.
+
+    '1,234' or '1.234' alone could be either; with no number that tells, the default.
+    """
     commas = dots = 0
     for row in rows:
         for cell in row:
             text = GROUPING.sub("", str(cell).strip().rstrip("%").strip())
-            if re.fullmatch(r"[+-]?\d+,\d{1,2}|[+-]?\d+,\d{4,}|[+-]?\d{1,3}(?:\.\d{3})+,\d+", text):
+            if re.fullmatch(r"[+-]?\d+,\d{1,2}|[+-]?\d+,\d{4,}|[+-]?0,\d+|[+-]?\d{1,3}(?:\.\d{3})+,\d+", text):
                 commas += 1
-            elif re.fullmatch(r"[+-]?\d+\.\d{1,2}|[+-]?\d+\.\d{4,}|[+-]?\d{1,3}(?:,\d{3})+\.\d+", text):
+            elif re.fullmatch(r"[+-]?\d+\.\d{1,2}|[+-]?\d+\.\d{4,}|[+-]?0\.\d+|[+-]?\d{1,3}(?:,\d{3})+\.\d+", text):
                 dots += 1
+    if commas == dots:
+        return default
     return "," if commas > dots else "."
 
 
@@ -371,6 +387,25 @@ def first_long_row(path, encoding, separator, header):
             if len(row) > header_fields:
                 return rows.line_num, len(row), header_fields
     return None
+
+
+def is_units_row(table, text_columns, decimal):
+    """Whether the first row under the header holds only text (units such as 'cm', 'kg') over columns
+    whose other cells are numbers: a second header row, not data."""
+    if len(table) < 3:
+        return False
+    first, below = table.iloc[0], table.iloc[1:SAMPLE_ROWS + 1]
+    over_numbers = 0
+    for column in table.columns:
+        cell = first[column]
+        if column in text_columns or is_empty_cell(cell):
+            continue
+        if not isinstance(cell, str) or not np.isnan(cell_number(cell, decimal or ".")):
+            return False  # a number: a row of data
+        rest = [value for value in below[column] if not is_empty_cell(value)]
+        numbers = [not np.isnan(cell_number(value, decimal or ".")) for value in rest]
+        over_numbers += bool(numbers) and np.mean(numbers) >= 0.9
+    return over_numbers >= 1
 
 
 def without_empty_rows_and_columns(table):
@@ -433,8 +468,8 @@ def read_workbook(path, sheet, cells_as_read, layout, wanted):
                          f"{column_list(names)}; choose one with --sheet")
     table.index = pd.RangeIndex(header - 1, header - 1 + len(table))
     if header > 1:
-        notes.append(f"Found the header on row {header} of sheet '{name}'; the {header - 1} "
-                     f"row{'s' if header > 2 else ''} above it (titles or blank) were left out")
+        notes.append(f"Found the header on row {header} of sheet '{name}'; {rows_above(header)} above it "
+                     f"(titles or blank) {'was' if header == 2 else 'were'} left out")
     return table, notes
 
 

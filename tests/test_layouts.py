@@ -273,3 +273,29 @@ def test_dates_are_left_out_with_their_reason(tmp_path, capsys):
     assert code == 0, err
     assert ("Left out (3): Id: it numbers the rows; measured on: dates and times are not used as features; "
             "at: dates and times are not used as features") in out
+
+
+@pytest.mark.parametrize("name", ["units.csv", "units.xlsx"])
+def test_a_row_of_units_under_the_header_is_left_out(tmp_path, capsys, iris, name):
+    table = pd.concat([pd.DataFrame([["", "cm", "cm", "cm", "cm", ""]], columns=iris.columns), iris.astype(object)])
+    path = tmp_path / name
+    table.to_csv(path, index=False) if name.endswith(".csv") else table.to_excel(path, index=False)
+    code, out, err, _ = trained(capsys, path)
+    assert code == 0, err
+    assert "Left out row 2: it holds text (units?) above the numbers" in out.splitlines()
+    assert features_line(out) == "Input features (4): " + ", ".join(dc.IRIS_FEATURES)
+    assert "test set of 45 inputs" in out
+
+
+def test_excels_sep_line_names_the_separator(tmp_path, capsys, iris):
+    (tmp_path / "hint.csv").write_text("sep=;\n" + iris.to_csv(sep=";", decimal=",", index=False))
+    code, out, err, _ = trained(capsys, tmp_path / "hint.csv")
+    assert code == 0, err
+    assert out.splitlines()[0] == "Read hint.csv as ';'-separated text with decimal commas"
+    assert features_line(out) == "Input features (4): " + ", ".join(dc.IRIS_FEATURES)
+
+
+def test_a_semicolon_file_of_whole_numbers_groups_thousands_with_dots(tmp_path):
+    (tmp_path / "counts.csv").write_text("visits;kind\n" + "".join(f"{1 + i}.{i % 10}00;{'ab'[i % 2]}\n" for i in range(20)))
+    data = dc.load_data(str(tmp_path / "counts.csv"), "kind")
+    assert data.inputs[:3, 0].tolist() == [1000.0, 2100.0, 3200.0]
