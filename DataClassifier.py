@@ -447,7 +447,7 @@ def read_workbook(path, sheet, cells_as_read, layout, wanted):
             raise InputError(f"{path} holds no sheets")
         notes = []
         if sheet is None:
-            name, header = choose_sheet(book, path, names, layout, wanted, notes)
+            name, table, header = choose_sheet(book, path, names, layout, wanted, cells_as_read, notes)
         else:
             if sheet in names:
                 name = sheet
@@ -456,56 +456,73 @@ def read_workbook(path, sheet, cells_as_read, layout, wanted):
             else:
                 raise InputError(f"{path}: no sheet '{sheet}'; the sheets there are: {column_list(names)} "
                                  f"(or give a position from 1 to {len(names)})")
-            header, _ = sheet_header(book, path, name, layout)
-        try:
-            table = pd.read_excel(book, sheet_name=name, header=header - 1, keep_default_na=False, na_values=[""],
-                                  dtype=object if cells_as_read else None)
-        except Exception as error:
-            raise InputError(f"{path}: sheet '{name}' cannot be read: {first_line(error)}") from None
+            table, header = sheet_table(book, path, name, layout, cells_as_read)
     if table.columns.size == 0 or (len(table) == 0 and all(str(c).startswith("Unnamed:") for c in table.columns)):
         where = "the first sheet" if sheet is None else "sheet"
         raise InputError(f"{path}: {where} '{name}' holds no data; the sheets there are: "
                          f"{column_list(names)}; choose one with --sheet")
-    table.index = pd.RangeIndex(header - 1, header - 1 + len(table))
     if header > 1:
         notes.append(f"Found the header on row {header} of sheet '{name}'; {rows_above(header)} above it "
                      f"(titles or blank) {'was' if header == 2 else 'were'} left out")
     return table, notes
 
 
-def sheet_header(book, path, name, layout):
-    """The header's row (1-based) of a sheet, and its column names there."""
+def sheet_table(book, path, name, layout, cells_as_read):
+    """A sheet as a table under its header row (given or found), and that row (1-based).
+
+    The sheet is read once, without a header; the rows from the header on become the table,
+    and its columns take the types their cells have (as pandas would give them).
+    """
     try:
-        sample = pd.read_excel(book, sheet_name=name, header=None, nrows=max(SAMPLE_ROWS, layout.header_row or 0),
-                               dtype=object)
+        cells = pd.read_excel(book, sheet_name=name, header=None, keep_default_na=False, na_values=[""],
+                              dtype=object if cells_as_read else None)
     except Exception as error:
         raise InputError(f"{path}: sheet '{name}' cannot be read: {first_line(error)}") from None
-    rows = sample.to_numpy().tolist()
-    if layout.header_row and layout.header_row > max(1, len(rows)):
-        raise InputError(f"{path}: --header-row {layout.header_row} is beyond the {len(rows)} rows of sheet '{name}'")
-    header = layout.header_row or find_header(rows)
-    names = [value_text(cell) for cell in rows[header - 1]] if rows else []
-    return header, names
+    if layout.header_row and layout.header_row > max(1, len(cells)):
+        raise InputError(f"{path}: --header-row {layout.header_row} is beyond the {len(cells)} rows of sheet '{name}'")
+    header = layout.header_row or find_header(cells.head(SAMPLE_ROWS).to_numpy().tolist())
+    if len(cells) == 0:
+        return pd.DataFrame(), header
+    table = cells.iloc[header:]
+    table.columns = column_names(cells.iloc[header - 1].tolist())
+    table.index = pd.RangeIndex(header - 1, header - 1 + len(table))  # spreadsheet row minus 2
+    return (table if cells_as_read else table.infer_objects()), header
 
 
-def choose_sheet(book, path, names, layout, wanted, notes):
-    """The first sheet, unless it lacks the wanted columns and exactly one other sheet has them."""
-    header, columns = sheet_header(book, path, names[0], layout)
-    if not wanted or all(column in columns for column in wanted) or len(names) == 1:
-        return names[0], header
+def column_names(cells):
+    """Header cells as column names the way pandas makes them: 'Unnamed: 3' for an empty one, 'a.1' for a repeat."""
+    names, seen = [], {}
+    for position, cell in enumerate(cells):
+        name = f"Unnamed: {position}" if is_empty_cell(cell) else value_text(cell)
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        seen.setdefault(name, 0)
+        names.append(name)
+    return names
+
+
+def choose_sheet(book, path, names, layout, wanted, cells_as_read, notes):
+    """The first sheet, unless it lacks the wanted columns and exactly one other sheet has them.
+
+    Returns (name, table, header row).
+    """
+    table, header = sheet_table(book, path, names[0], layout, cells_as_read)
+    if not wanted or all(column in table.columns for column in wanted) or len(names) == 1:
+        return names[0], table, header
     holding = []
     for name in names[1:]:
-        other_header, other_columns = sheet_header(book, path, name, layout)
-        if all(column in other_columns for column in wanted):
-            holding.append((name, other_header))
+        other, other_header = sheet_table(book, path, name, layout, cells_as_read)
+        if all(column in other.columns for column in wanted):
+            holding.append((name, other, other_header))
     if len(holding) == 1:
         notes.append(f"Using sheet '{holding[0][0]}': it holds {column_list(wanted)}, which the first sheet, "
                      f"'{names[0]}', does not (choose another with --sheet)")
         return holding[0]
     if len(holding) > 1:
-        raise InputError(f"{path}: the sheets {column_list([name for name, _ in holding])} all hold "
+        raise InputError(f"{path}: the sheets {column_list([name for name, _, _ in holding])} all hold "
                          f"{column_list(wanted)}; choose one with --sheet")
-    return names[0], header
+    return names[0], table, header
 
 
 # Cells that mean "no value" in a feature column, as pandas reads them by default. A label
