@@ -97,12 +97,14 @@ MINIMUM_ROWS = 5  # the fewest rows for which int(rows*0.2) validation and int(r
 
 
 class Data:
-    """A table turned into tensors: raw float32 inputs, int64 class numbers, and their names.
+    """A table turned into tensors: raw float32 numbers (NaN: blank), category codes, class numbers, names.
 
-    Only the table's first rows are kept (for show_data), so a big table's memory is freed.
+    categories: per categorical feature, (codes, values): codes an int32 array with each row's
+    index into values (its distinct texts; -1: blank). Only the table's first rows are kept
+    (for show_data), so a big table's memory is freed.
     """
 
-    def __init__(self, head, inputs, targets, features, classes, label, left_out=()):
+    def __init__(self, head, inputs, targets, features, classes, label, left_out=(), categorical=(), categories=()):
         self.head = head
         self.left_out = list(left_out)  # (column, why) of the columns that are not features
         self.inputs = inputs
@@ -110,36 +112,35 @@ class Data:
         self.features = features
         self.classes = classes
         self.label = label
+        self.categorical = list(categorical)
+        self.categories = list(categories)
 
 
-def load_data(path, label, features=None, sheet=None, drop_missing=False, classes=None, layout=None):
+def load_data(path, label, features=None, sheet=None, drop_missing=False, classes=None, layout=None,
+              categorical=None):
     """Read the table and convert it to tensors.
 
-    features: the input columns (default: every numeric column but the label and the
-    identifiers). classes: the class names in index order, when a trained model fixes them
-    (default: the label's values, sorted). layout: separator, decimal mark and header row
-    when options give them (default: detected).
+    features: the input columns (default: every column whose role is a feature, see
+    column_roles). categorical: number columns to take as categories. classes: the class
+    names in index order, when a trained model fixes them (default: the label's values,
+    sorted). layout: separator, decimal mark and header row when options give them
+    (default: detected). Blank feature cells stay blank (NaN, or code -1): the model fills
+    them. Rows whose label is blank are left out, and so are rows with any blank feature
+    cell with drop_missing.
     """
     table = read_table(path, sheet, text_columns=[label], layout=layout, wanted=[label])
     if label not in table.columns:
         raise InputError(f"{path}: no column '{label}' to predict; the columns there are: "
                          f"{column_list(table.columns)}; name one with --label")
-    left_out = [(column, "empty") for column in table.attrs.get("empty columns", [])]
-    if features:
-        features = list(features)
-    else:
-        features, others = default_features(table, label, path)
-        left_out += others
-    check_columns(table, features, path, "--features")
-    if label in features:
-        raise InputError(f"{path}: column '{label}' is the label and cannot also be a feature")
+    numbers, texts, left_out = column_roles(table, label, path, features, categorical or [])
     if classes is None:
         check_label_is_classes(table, label, path)
-    table = missing_values(table, features + [label], path, drop_missing)
+    table = rows_to_use(table, numbers + texts, label, path, drop_missing)
     if len(table) < MINIMUM_ROWS:
         raise InputError(f"{path}: {len(table)} data rows; at least {MINIMUM_ROWS} are needed so that the "
                          "training, validation (20 %) and test (30 %) sets are not empty")
-    inputs = torch.from_numpy(numeric_matrix(table, features, path))
+    inputs = torch.from_numpy(numeric_matrix(table, numbers, path))
+    categories = [text_codes(table[column]) for column in texts]
     codes, names = label_codes(table[label])
     if classes is None:
         classes = sorted_classes(names)
@@ -147,7 +148,7 @@ def load_data(path, label, features=None, sheet=None, drop_missing=False, classe
             raise InputError(f"{path}: column '{label}' holds a single class ('{classes[0]}'); "
                              "at least two are needed to train a classifier")
     targets = torch.from_numpy(class_numbers(codes, names, classes, table.index, path, label))
-    return Data(table.head(), inputs, targets, features, classes, label, left_out)
+    return Data(table.head(), inputs, targets, numbers, classes, label, left_out, texts, categories)
 
 
 class Layout:
@@ -603,30 +604,92 @@ def check_columns(table, columns, path, option):
                          f"{column_list(table.columns)}; check {option}")
 
 
-def default_features(table, label, path):
-    """Every numeric column but the label and the identifiers; and each column left out, with why.
+MOST_CATEGORIES = 100      # a text column with more distinct values is not taken as categories by default
+MOST_CATEGORIES_ASKED = 1000  # nor even when --features or --categorical name it
 
-    Returns (features, left_out), left_out a list of (column, reason).
+
+def column_roles(table, label, path, features=None, categorical=()):
+    """Which columns are number features, which are categorical features, and which are left out (and why).
+
+    By default: numbers are number features; text with few distinct values (at most
+    MOST_CATEGORIES, and in at most half of the rows), yes/no and TRUE/FALSE columns are
+    categorical; identifiers, free text, dates and single-valued text are left out.
+    features names the input columns instead (a text column there is categorical), and
+    categorical turns number columns into categories. Returns (numbers, texts, left_out).
     """
-    features, left_out = [], []
+    check_columns(table, list(features or []) + list(categorical), path, "--features and --categorical")
+    if label in (features or []) or label in categorical:
+        raise InputError(f"{path}: column '{label}' is the label and cannot also be a feature")
+    left_out = [(column, "empty") for column in table.attrs.get("empty columns", [])]
+    numbers, texts = [], []
     for position, column in enumerate(table.columns):
-        if column == label:
+        if column == label or (features and column not in features):
             continue
         values = table[column]
-        reason = identifier_reason(values, first=position == 0)
-        if reason is None and is_dates(values):
-            reason = "dates and times are not used as features"
-        if reason is None and not is_numeric_column(values):
-            reason = "text, not numbers"
-        if reason:
-            left_out.append((column, reason))
+        if features or column in categorical:
+            kind = asked_role(values, column, path, column in categorical)
         else:
-            features.append(column)
-    if not features:
-        raise InputError(f"{path}: no numeric feature columns besides the label '{label}' "
-                         f"(the columns there are: {column_list(table.columns)}); "
-                         "the model needs at least one column of numbers")
-    return features, left_out
+            kind, reason = default_role(values, first=position == 0)
+            if reason:
+                left_out.append((column, reason))
+                continue
+        (texts if kind == "category" else numbers).append(column)
+    if features:  # in the order given
+        numbers = [column for column in features if column in numbers]
+        texts = [column for column in features if column in texts]
+    if not numbers and not texts:
+        raise InputError(f"{path}: no feature columns besides the label '{label}' (the columns there are: "
+                         f"{column_list(table.columns)}); name them with --features")
+    return numbers, texts, left_out
+
+
+def default_role(values, first=False):
+    """('number' or 'category', None) for a feature, or (None, why it is left out)."""
+    reason = identifier_reason(values, first=first)
+    if reason:
+        return None, reason
+    if is_dates(values):
+        return None, "dates and times are not used as features"
+    if is_numeric_column(values):
+        return "number", None
+    distinct, filled = text_codes(values)[1], int(values.notna().sum())
+    if len(distinct) <= 1:
+        return None, "the same text in every row"
+    if len(distinct) > MOST_CATEGORIES or len(distinct) > max(2, filled // 2):
+        if len(distinct) >= 0.9 * filled:
+            return None, "a different text in almost every row, taken as an identifier or free text"
+        return None, (f"{len(distinct)} different texts, too many to be categories (at most {MOST_CATEGORIES}, "
+                      "and in at most half of the rows; --categorical takes up to 1000)")
+    return "category", None
+
+
+def asked_role(values, column, path, as_category):
+    """The role of a column that --features or --categorical names: an error when it cannot serve."""
+    if is_dates(values) and not as_category:
+        raise InputError(f"{path}: column '{column}' holds dates, which DataClassifier cannot use as a feature; "
+                         "leave it out of --features")
+    if not as_category and is_numeric_column(values):
+        return "number"
+    count = len(text_codes(values)[1])
+    if count > MOST_CATEGORIES_ASKED:
+        raise InputError(f"{path}: column '{column}' has {count} different values, too many to be categories "
+                         f"(at most {MOST_CATEGORIES_ASKED}); leave it out of --features and --categorical")
+    return "category"
+
+
+def text_codes(values):
+    """Each cell's index into the column's distinct values as text ('1' for 1.0, spaces trimmed; -1: blank).
+
+    Returns (codes as int32, distinct texts in order of appearance).
+    """
+    codes, distinct = pd.factorize(values)
+    texts = [value_text(value) for value in np.asarray(distinct, dtype=object)]
+    unique = {}
+    for text in texts:
+        if text:
+            unique.setdefault(text, len(unique))
+    remap = np.array([unique.get(text, -1) for text in texts] + [-1], dtype=np.int32)
+    return remap[codes], list(unique)
 
 
 DATE_TEXT = re.compile(r"\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?Z?"
@@ -703,31 +766,26 @@ def is_numeric_column(column):
     return len(filled) > 0 and pd.to_numeric(filled, errors="coerce").notna().mean() >= 0.5
 
 
-def is_blank(column):
-    """Empty cells: missing values, and text that is only spaces."""
-    if pd.api.types.is_numeric_dtype(column):
-        return column.isna()
-    return pd.Series(label_codes(column)[0] < 0, index=column.index)
-
-
-def missing_values(table, columns, path, drop_missing):
-    """Stop at empty cells, naming columns and rows, or drop their rows with --drop-missing."""
-    blank = pd.DataFrame({column: is_blank(table[column]) for column in columns}, index=table.index)
-    rows = blank.any(axis=1)
-    if not rows.any():
-        return table
-    if drop_missing:
-        count = int(rows.sum())
-        print(f"Dropped {count} row{'' if count == 1 else 's'} with empty cells (--drop-missing)")
-        return table[~rows]
-    empty_columns = [column for column in columns if blank[column].any()]
-    raise InputError(f"{path}: empty cells in column {column_list(empty_columns)} at row "
-                     f"{spreadsheet_rows(table.index[rows.to_numpy()])}; fill them in, or pass "
-                     "--drop-missing to leave those rows out")
+def rows_to_use(table, features, label, path, drop_missing):
+    """Leave out the rows whose label is blank; with drop_missing, also those with a blank feature."""
+    blank_label = blank_cells(table[label]).to_numpy()
+    if blank_label.any():
+        count = int(blank_label.sum())
+        print(f"Left out {count} row{'' if count == 1 else 's'} whose '{label}' is empty "
+              f"(row {spreadsheet_rows(table.index[blank_label])})")
+        table = table[~blank_label]
+    if drop_missing and features:
+        blank = np.column_stack([blank_cells(table[column]).to_numpy() for column in features]).any(axis=1)
+        if blank.any():
+            count = int(blank.sum())
+            print(f"Dropped {count} row{'' if count == 1 else 's'} with empty cells (--drop-missing)")
+            table = table[~blank]
+    return table
 
 
 def numeric_matrix(table, features, path):
-    """The feature columns as a float32 array; text, or values not finite in float32, are refused by cell."""
+    """The number columns as a float32 array (NaN: a blank cell); text, or values infinite in float32, are
+    refused by cell."""
     matrix = np.empty((len(table), len(features)), dtype=np.float32)
     for position, column in enumerate(features):
         values = table[column]
@@ -739,9 +797,9 @@ def numeric_matrix(table, features, path):
                              f"'{values.iloc[row]}', which is not a number; features must be numbers")
         with np.errstate(over="ignore"):  # a number too large for float32 becomes inf, refused below
             matrix[:, position] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
-        if not np.isfinite(matrix[:, position]).all():
+        if np.isinf(matrix[:, position]).any():
             float32_values(matrix[:, position], lambda row: f"{path}: column '{column}', row {table.index[row] + 2} "
-                                                            f"holds {values.iloc[row]}, which")
+                                                            f"holds {values.iloc[row]}, which", blanks=True)
     return matrix
 
 
@@ -797,7 +855,9 @@ def show_data(data):
     balanced = "is balanced and has" if counts.nunique() == 1 else "is not balanced; it has"
     print(f"\nOur dataset {balanced} the following values to predict:")
     print(counts)
-    print(f"\nInput features ({len(data.features)}): {', '.join(data.features)}")
+    described = data.features + [f"{column} (categories: {len(values)})"
+                                 for column, (_, values) in zip(data.categorical, data.categories)]
+    print(f"\nInput features ({len(described)}): {', '.join(described)}")
     if data.left_out:
         print(f"Left out ({len(data.left_out)}): {'; '.join(f'{column}: {why}' for column, why in data.left_out)}")
     print(f"Classes ({len(data.classes)}): {', '.join(data.classes)}\n")
@@ -842,7 +902,7 @@ def batch_loader(inputs, targets, batch_size, shuffle=False, seed=0):
 
 
 class InputScaling:
-    """What training learns about the input columns, kept in one place for every later use.
+    """The scaling of the number features that training learns (part of Preprocessing).
 
     The network trains on each feature standardized with the training rows' mean and
     standard deviation, computed in float64 (a float32 mean of a column near 1.7e9 is off by
@@ -875,38 +935,166 @@ class InputScaling:
         return np.flatnonzero(self.std == 0)
 
     def standardized(self, inputs, rows):
-        """The given rows, standardized for training (a constant column becomes 0)."""
+        """The given rows, standardized for training (a constant column becomes 0).
+
+        Only the first len(mean) columns are numbers; category codes after them stay as they are.
+        """
+        count = len(self.mean)
         scale = np.where(self.std > 0, self.std, 1.0)
-        values = (inputs[rows].numpy().astype(np.float64) - self.mean) / scale
-        return torch.from_numpy(values.astype(np.float32))
+        values = inputs[rows].numpy().copy()
+        values[:, :count] = ((values[:, :count].astype(np.float64) - self.mean) / scale).astype(np.float32)
+        return torch.from_numpy(values)
 
     def fold(self, state_dict):
-        """The trained network's weights for raw inputs (minus the offset): W' = W / std, b' = b - W' (mean - offset)."""
+        """The trained network's weights for raw numbers (minus the offset): W' = W / std, b' = b - W' (mean - offset).
+
+        Only the number features' columns of layer1 change; the categories' one-hot columns
+        come after them and are not scaled.
+        """
         state = {name: tensor.detach().to("cpu").clone() for name, tensor in state_dict.items()}
-        weight = state["layer1.weight"].numpy().astype(np.float64)
-        weight = np.where(self.std > 0, weight / np.where(self.std > 0, self.std, 1.0), 0.0)
+        count = len(self.mean)
+        full = state["layer1.weight"].numpy().astype(np.float64)
+        weight = np.where(self.std > 0, full[:, :count] / np.where(self.std > 0, self.std, 1.0), 0.0)
         centre = self.mean - (0.0 if self.offset is None else self.offset.astype(np.float64))
         bias = state["layer1.bias"].numpy().astype(np.float64) - weight @ np.where(self.std > 0, centre, 0.0)
-        state["layer1.weight"] = torch.from_numpy(weight.astype(np.float32))
+        full[:, :count] = weight
+        state["layer1.weight"] = torch.from_numpy(full.astype(np.float32))
         state["layer1.bias"] = torch.from_numpy(bias.astype(np.float32))
         return state
 
 
-class RawInputs(nn.Module):
-    """The saved network behind the offset subtraction that keeps float32 accurate (see InputScaling)."""
+class Preprocessing:
+    """Everything learned from the training rows, in one place: fill values, categories and scaling.
 
-    def __init__(self, network, offset):
+    fit() learns it on the training rows only; encode() turns raw rows into the network's
+    coded inputs (numbers with blanks filled, then one category number per categorical
+    feature); the record (NetModel.json) holds it and from_record() brings it back;
+    onnx_prefix() writes the same steps as ONNX nodes. Training, testing, prediction and the
+    export all go through this one object.
+
+    features: the number features; fill: each one's fill value (the training rows' median);
+    categorical: the categorical features; categories: for each, its values in the order of
+    its one-hot columns ('' for a blank seen in training; a value never seen gets no column);
+    scaling: the number features' InputScaling; blanks: whether the training rows had blank
+    numbers (then Network.onnx fills them too).
+    """
+
+    def __init__(self, features, fill, categorical=(), categories=(), scaling=None, blanks=False):
+        self.features, self.fill = list(features), np.asarray(fill, dtype=np.float64)
+        self.categorical, self.categories = list(categorical), [list(values) for values in categories]
+        self.scaling, self.blanks = scaling, blanks
+
+    @classmethod
+    def fit(cls, data, rows):
+        numbers = data.inputs[rows].numpy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a column blank in every training row
+            fill = np.nanmedian(numbers.astype(np.float64), axis=0) if len(numbers) else np.zeros(numbers.shape[1])
+        fill = np.where(np.isnan(fill), 0.0, fill)
+        blank = np.isnan(numbers)
+        filled = np.where(blank, fill.astype(np.float32), numbers)
+        categories = []
+        for codes, values in data.categories:
+            present = np.unique(codes[rows.numpy()])
+            names = sorted(values[code] for code in present if code >= 0)
+            categories.append(names + ([""] if (present < 0).any() else []))
+        preprocessing = cls(data.features, fill, data.categorical, categories, InputScaling.fit(torch.from_numpy(filled)),
+                            bool(blank.any()))
+        preprocessing.blank_counts = blank.sum(axis=0)
+        return preprocessing
+
+    @property
+    def sizes(self):
+        return [len(values) for values in self.categories]
+
+    @property
+    def width(self):
+        """The network's input size: the number features, then each category's one-hot column."""
+        return len(self.features) + sum(self.sizes)
+
+    @property
+    def offset(self):
+        return None if self.scaling is None else self.scaling.offset
+
+    @property
+    def plain(self):
+        """A model of numbers only, trained without blanks: Network.onnx is the tutorial's graph alone."""
+        return not self.categorical and not self.blanks and self.offset is None
+
+    def encode(self, numbers, categories=()):
+        """Coded inputs: numbers [rows, features] (NaN: blank) filled, then each categorical feature's
+        category number (-1: a value the model has never seen). categories: per categorical feature,
+        (codes, values) as Data holds them."""
+        numbers = numbers.numpy() if isinstance(numbers, torch.Tensor) else np.asarray(numbers, dtype=np.float32)
+        coded = np.empty((len(numbers), self.width - sum(self.sizes) + len(self.categorical)), dtype=np.float32)
+        count = len(self.features)
+        coded[:, :count] = np.where(np.isnan(numbers), self.fill.astype(np.float32), numbers)
+        for position, ((codes, values), known) in enumerate(zip(categories, self.categories)):
+            number_of = {value: number for number, value in enumerate(known)}
+            lookup = np.array([number_of.get(value, -1) for value in values] + [number_of.get("", -1)], np.float32)
+            coded[:, count + position] = lookup[codes]  # code -1 (a blank) picks the last: '' or unseen
+        return torch.from_numpy(coded)
+
+    def unseen(self, categories):
+        """Per categorical feature, the values in `categories` the model has never seen."""
+        found = []
+        for column, (codes, values), known in zip(self.categorical, categories, self.categories):
+            used = set(np.unique(codes[codes >= 0]).tolist())
+            new = [values[code] for code in sorted(used) if values[code] not in known]
+            if new:
+                found.append((column, new))
+        return found
+
+    def record(self):
+        """What NetModel.json keeps of it."""
+        record = {"fill": [float(str(np.float32(value))) for value in self.fill],  # as float32 holds them: 5.8
+                  "blanks_in_training": self.blanks}
+        if self.categorical:
+            record["categorical_features"] = self.categorical
+            record["categories"] = self.categories
+        if self.offset is not None:
+            record["input_offset"] = [float(value) for value in self.offset]
+        return record
+
+    @classmethod
+    def from_record(cls, record):
+        features = record["features"]
+        scaling = InputScaling(np.zeros(len(features)), np.ones(len(features)), record.get("input_offset"))
+        return cls(features, record.get("fill", [math.nan] * len(features)), record.get("categorical_features", []),
+                   record.get("categories", []), scaling, record.get("blanks_in_training", False))
+
+    def model(self, network):
+        """The saved network as it takes coded rows: itself, or behind the offset and the category lookup."""
+        return network if not self.categorical and self.offset is None else \
+            CodedInputs(network, len(self.features), self.sizes, self.offset)
+
+
+class CodedInputs(nn.Module):
+    """The tutorial's Network fed coded rows: numbers, then one category number per categorical feature.
+
+    The same as feeding it the one-hot row: instead of multiplying layer1's weight columns
+    by zeros and a one, the column of each category is picked by its number (a number -1, a
+    value never seen, picks none). The numbers first lose their offset (see InputScaling).
+    """
+
+    def __init__(self, network, number_count, sizes, offset=None):
         super().__init__()
-        self.network = network
-        self.register_buffer("offset", torch.as_tensor(offset, dtype=torch.float32))
+        self.network, self.number_count = network, number_count
+        self.register_buffer("starts", torch.tensor(np.cumsum([number_count] + list(sizes[:-1])), dtype=torch.long)
+                             if sizes else torch.zeros(0, dtype=torch.long))
+        self.register_buffer("sizes", torch.tensor(list(sizes), dtype=torch.long))
+        self.register_buffer("offset", torch.zeros(number_count) if offset is None
+                             else torch.as_tensor(offset, dtype=torch.float32))
 
     def forward(self, x):
-        return self.network(x - self.offset)
-
-
-def for_raw_inputs(network, offset):
-    """The network as the saved model runs it: behind the offset when there is one, else as it is."""
-    return network if offset is None else RawInputs(network, offset)
+        layer1, count = self.network.layer1, self.number_count
+        hidden = F.linear(x[:, :count] - self.offset, layer1.weight[:, :count], layer1.bias)
+        if self.sizes.numel():
+            codes = x[:, count:].long()
+            known = (codes >= 0) & (codes < self.sizes)
+            columns = layer1.weight.t()[torch.where(known, codes + self.starts, 0)]  # [rows, categorical, hidden]
+            hidden = hidden + (columns * known.unsqueeze(-1)).sum(dim=1)
+        return self.network.layer3(F.relu(self.network.layer2(F.relu(hidden))))
 
 
 # ---------------------------------------------------------------------------
@@ -1221,12 +1409,13 @@ def metadata_path(checkpoint):
     return os.path.splitext(checkpoint)[0] + ".json"
 
 
-def model_record(features, classes, label, state_dict, scaling=None):
-    """What NetModel.json holds: the columns and classes of the model, and what ties it to its weights."""
+def model_record(features, classes, label, state_dict, preprocessing=None):
+    """What NetModel.json holds: the columns and classes of the model, what training learned about the
+    columns (Preprocessing), and what ties it to its weights."""
     record = {"features": list(features), "classes": list(classes), "label": label,
               "weights_sha256": weights_fingerprint(state_dict)}
-    if scaling is not None and scaling.offset is not None:
-        record["input_offset"] = [float(value) for value in scaling.offset]
+    if preprocessing is not None:
+        record.update(preprocessing.record())
     return record
 
 
@@ -1273,11 +1462,24 @@ def check_record(record):
         raise ValueError("'label' must be a text")
     if not isinstance(record.get("weights_sha256", ""), str):
         raise ValueError("'weights_sha256' must be a text")
-    offset = record.get("input_offset")
-    if offset is not None and not (isinstance(offset, list) and len(offset) == len(record["features"])
-                                   and all(isinstance(value, (int, float)) and not isinstance(value, bool)
-                                           and math.isfinite(value) for value in offset)):
-        raise ValueError("'input_offset' must be a list of finite numbers, one per feature")
+    def numbers(key):
+        values = record.get(key)
+        if values is not None and not (isinstance(values, list) and len(values) == len(record["features"])
+                                       and all(isinstance(value, (int, float)) and not isinstance(value, bool)
+                                               and math.isfinite(value) for value in values)):
+            raise ValueError(f"'{key}' must be a list of finite numbers, one per feature")
+
+    numbers("input_offset")
+    numbers("fill")
+    if not isinstance(record.get("blanks_in_training", False), bool):
+        raise ValueError("'blanks_in_training' must be true or false")
+    if "categorical_features" in record or "categories" in record:
+        texts("categorical_features", 1)
+        categories = record.get("categories")
+        if not (isinstance(categories, list) and len(categories) == len(record["categorical_features"])
+                and all(isinstance(values, list) and all(isinstance(value, str) for value in values)
+                        and len(set(values)) == len(values) for values in categories)):
+            raise ValueError("'categories' must hold, for each categorical feature, a list of distinct texts")
 
 
 def load_model(path, input_size, output_size, fingerprint=None):
@@ -1500,25 +1702,111 @@ CHECK_ROWS = 1000      # the exported file is checked against PyTorch on at most
 TOLERANCE = 1e-4
 
 
-def convert(model, path, opset, features, classes, check_inputs, destination=None):
+def convert(model, path, opset, features, classes, check_inputs, destination=None, preprocessing=None):
     """Export the model to ONNX as the tutorial's next stage does, check it, then put it in place.
 
     The file is written and checked under a temporary name (`destination` when the run
     stages its outputs); a failed check leaves any earlier Network.onnx as it was. The
-    export works on a CPU copy: the caller's model stays on its device.
+    export works on a CPU copy: the caller's model stays on its device. check_inputs: raw
+    test rows, a tensor of numbers, or (numbers with NaN for blanks, texts) as raw_rows gives.
+    With a Preprocessing that is not plain, its steps go in front of the network
+    (onnx_preprocessing), so that the file takes the row as it comes.
     """
     import onnx
 
     model = copy.deepcopy(model).cpu().eval()
+    network = model.network if isinstance(model, CodedInputs) else model
+    numbers, texts = check_inputs if isinstance(check_inputs, tuple) else (check_inputs, None)
+    plain = preprocessing is None or preprocessing.plain
     with contextlib.nullcontext(destination) if destination else atomic_path(path) as temporary:
-        export_onnx(model, temporary, opset, len(features))
+        export_onnx(network, temporary, opset, network.layer1.in_features)
         exported = onnx.load(temporary)
-        onnx.helper.set_model_props(exported, {"classes": json.dumps(classes), "features": json.dumps(features)})
+        properties = {"classes": json.dumps(classes), "features": json.dumps(features)}
+        if not plain:
+            onnx_preprocessing(exported, preprocessing)
+            numbers, texts = with_blank_and_unseen_rows(numbers, texts, preprocessing)
+            if preprocessing.categorical:
+                properties["categorical_features"] = json.dumps(preprocessing.categorical)
+                properties["categories"] = json.dumps(preprocessing.categories)
+        onnx.helper.set_model_props(exported, properties)
         onnx.save(exported, temporary)
-        largest_difference = check_onnx(temporary, model, check_inputs)
+        reference = numbers if plain else preprocessing.encode(numbers, categories_of(texts))
+        largest_difference = check_onnx(temporary, model, reference, numbers, None if plain else texts)
     print("\nModel has been converted to ONNX")
-    print(f"Checked {path} (opset {opset}) with onnxruntime on {len(check_inputs)} test rows: "
+    print(f"Checked {path} (opset {opset}) with onnxruntime on {len(numbers)} test rows: "
           f"same predicted classes, largest score difference {largest_difference:.1e}")
+
+
+def onnx_preprocessing(exported, preprocessing):
+    """Put the Preprocessing in front of the exported network, as ai.onnx.ml opset 1 nodes.
+
+    Inputs: `input` float [batch_size, number features] (NaN: blank) and, with categorical
+    features, `categories` string [batch_size, categorical features] ('': blank). Imputer
+    fills the blanks, Sub takes away the offset, and per categorical feature a Gather and a
+    OneHotEncoder (a value never seen: all zeros) make its one-hot columns; Concat joins them
+    into the network's input. Windows ML reads these operators since Windows 10 1809.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = exported.graph
+    for node in graph.node:  # the network now reads the encoded row
+        node.input[:] = ["encoded" if name == "input" else name for name in node.input]
+    count, parts, nodes, constants = len(preprocessing.features), [], [], []
+    inputs = [graph.input[number] for number in range(len(graph.input)) if graph.input[number].name != "input"]
+    new_inputs = []
+    if count:
+        new_inputs.append(helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch_size", count]))
+        nodes.append(helper.make_node("Imputer", ["input"], ["filled"], domain="ai.onnx.ml",
+                                      imputed_value_floats=[float(value) for value in preprocessing.fill],
+                                      replaced_value_float=math.nan))
+        parts.append("filled")
+        if preprocessing.offset is not None:
+            constants.append(numpy_helper.from_array(preprocessing.offset.astype(np.float32), "input_offset"))
+            nodes.append(helper.make_node("Sub", ["filled", "input_offset"], ["centred"]))
+            parts[-1] = "centred"
+    if preprocessing.categorical:
+        new_inputs.append(helper.make_tensor_value_info("categories", TensorProto.STRING,
+                                                        ["batch_size", len(preprocessing.categorical)]))
+    for position, values in enumerate(preprocessing.categories):
+        constants += [numpy_helper.from_array(np.array([position], np.int64), f"category_column_{position}"),
+                      numpy_helper.from_array(np.array([-1, len(values)], np.int64), f"one_hot_shape_{position}")]
+        nodes += [helper.make_node("Gather", ["categories", f"category_column_{position}"], [f"category_{position}"],
+                                   axis=1),
+                  helper.make_node("OneHotEncoder", [f"category_{position}"], [f"one_hot_3d_{position}"],
+                                   domain="ai.onnx.ml", cats_strings=values, zeros=1),
+                  helper.make_node("Reshape", [f"one_hot_3d_{position}", f"one_hot_shape_{position}"],
+                                   [f"one_hot_{position}"])]
+        parts.append(f"one_hot_{position}")
+    nodes.append(helper.make_node("Concat", parts, ["encoded"], axis=1))
+    if exported.ir_version < 4:  # IR version 3 (opset 7) lists every initializer among the inputs
+        new_inputs += [helper.make_tensor_value_info(constant.name, constant.data_type, list(constant.dims))
+                       for constant in constants]
+    del graph.input[:]
+    graph.input.extend(new_inputs + inputs)
+    graph.initializer.extend(constants)
+    network_nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes + network_nodes)
+    exported.opset_import.append(onnx.helper.make_opsetid("ai.onnx.ml", 1))
+
+
+def categories_of(texts):
+    """Per column of a [rows, categorical features] array of texts, (codes, values) as Data holds them."""
+    if texts is None:
+        return []
+    return [text_codes(pd.Series(texts[:, position], dtype=object)) for position in range(texts.shape[1])]
+
+
+def with_blank_and_unseen_rows(numbers, texts, preprocessing):
+    """The check rows, then a row of blanks and a row of texts never seen, so that the check covers both."""
+    extra = torch.full((2, numbers.shape[1]), math.nan)
+    if len(numbers):
+        extra[1] = numbers[0]
+    count = len(preprocessing.categorical)
+    unusual = np.array([""] * count + ["\u2400 never seen"] * count, dtype=object).reshape(2, count)
+    texts = np.empty((len(numbers), count), dtype=object) if texts is None else texts
+    return torch.cat([numbers, extra]), np.concatenate([texts, unusual])
 
 
 def export_onnx(model, path, opset, input_size):
@@ -1541,20 +1829,27 @@ def export_onnx(model, path, opset, input_size):
                        f"ONNX exporter ({first_line(error)}); install the version requirements.txt pins") from None
 
 
-def check_onnx(path, model, check_inputs):
-    """Run the ONNX checker, then onnxruntime: scores within 1e-4 of PyTorch's, same classes."""
+def check_onnx(path, model, reference, numbers, texts=None):
+    """Run the ONNX checker, then onnxruntime on the raw rows (numbers, texts): scores within 1e-4 of
+    PyTorch's on the coded rows (reference), same classes."""
     import onnx
     import onnxruntime
+
+    def feed(rows):
+        inputs = {"input": numbers[rows].numpy()} if numbers.shape[1] or texts is None else {}
+        if texts is not None and texts.shape[1]:
+            inputs["categories"] = texts[rows]
+        return inputs
 
     try:
         onnx.checker.check_model(onnx.load(path), full_check=True)
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        onnx_scores = np.concatenate([session.run(["output"], {"input": check_inputs[:1].numpy()})[0],
-                                      session.run(["output"], {"input": check_inputs[1:].numpy()})[0]])
+        onnx_scores = np.concatenate([session.run(["output"], feed(slice(0, 1)))[0],
+                                      session.run(["output"], feed(slice(1, None)))[0]])
     except Exception as error:
         raise RunError(f"the exported ONNX model failed its check: {first_line(error)}") from None
     with torch.no_grad():
-        torch_scores = model(check_inputs).numpy()
+        torch_scores = model(reference).numpy()
     largest, same_classes = compare_scores(torch_scores, onnx_scores)
     if not largest <= TOLERANCE or not same_classes:
         raise RunError(f"the exported ONNX model disagrees with PyTorch (largest difference {largest:.1e}, "
@@ -1584,10 +1879,11 @@ def compare_scores(expected, scores):
 # ---------------------------------------------------------------------------
 
 def load_trained(checkpoint, record=None):
-    """The checkpoint's model, ready for raw values, and its record (NetModel.json)."""
+    """The checkpoint's model, ready for coded rows (Preprocessing.encode), and its record (NetModel.json)."""
     record = record or load_metadata(checkpoint)
-    network = load_model(checkpoint, len(record["features"]), len(record["classes"]), record.get("weights_sha256"))
-    return for_raw_inputs(network, record.get("input_offset")), record
+    preprocessing = Preprocessing.from_record(record)
+    network = load_model(checkpoint, preprocessing.width, len(record["classes"]), record.get("weights_sha256"))
+    return preprocessing.model(network), record
 
 
 def probabilities(model, inputs):
@@ -1595,14 +1891,14 @@ def probabilities(model, inputs):
         return F.softmax(model(inputs), dim=1)
 
 
-def float32_values(values, what):
+def float32_values(values, what, blanks=False):
     """Feature values as float32, refusing any that is not finite there (the one rule for every path).
 
-    what(position) names the value in the error.
+    what(position) names the value in the error. blanks: NaN is a blank cell, not refused.
     """
     with np.errstate(over="ignore", invalid="ignore"):
         numbers = np.asarray(values, dtype=np.float64).astype(np.float32)
-    bad = ~np.isfinite(numbers)
+    bad = np.isinf(numbers) if blanks else ~np.isfinite(numbers)
     if bad.any():
         raise InputError(f"{what(int(np.flatnonzero(bad)[0]))} is infinite or too large for a 32-bit float "
                          "(the largest is 3.4e+38); features must be finite numbers")
@@ -1610,20 +1906,33 @@ def float32_values(values, what):
 
 
 def predict(checkpoint, texts, record=None):
-    """Print the predicted class of one row of values, then every class's probability."""
+    """Print the predicted class of one row of values, then every class's probability.
+
+    The values come in the record's order: the number features, then the categorical ones;
+    '' is a blank cell.
+    """
     model, record = load_trained(checkpoint, record)
-    features, classes = record["features"], record["classes"]
-    if len(texts) != len(features):
-        raise InputError(f"--predict takes {len(features)} values, one per feature in this order: "
-                         f"{', '.join(features)}; got {len(texts)}")
+    preprocessing = Preprocessing.from_record(record)
+    features, categorical, classes = preprocessing.features, preprocessing.categorical, record["classes"]
+    if len(texts) != len(features) + len(categorical):
+        order = f"the numbers {', '.join(features)}" + (f", then the categories {', '.join(categorical)}"
+                                                          if categorical else "")
+        raise InputError(f"--predict takes {len(features) + len(categorical)} values, one per feature in this "
+                         f"order: {order} ('' for a blank); got {len(texts)}")
     values = []
     for feature, text in zip(features, texts):
         try:
-            values.append(float(text))
+            values.append(float(text) if text.strip() else 0.0)
         except ValueError:
             raise InputError(f"--predict: '{text}' for '{feature}' is not a number") from None
     values = float32_values(values, lambda position: f"--predict: '{texts[position]}' for '{features[position]}'")
-    chances = probabilities(model, torch.from_numpy(values.reshape(1, -1)))[0].tolist()
+    values = np.where([not text.strip() for text in texts[:len(features)]], np.float32(math.nan), values)
+    values = values.astype(np.float32).reshape(1, -1)
+    check_fillable(preprocessing, values, "--predict")
+    categories = [(np.array([0 if text.strip() else -1], dtype=np.int32), [text.strip()])
+                  for text in texts[len(features):]]
+    warn_unseen(preprocessing, categories)
+    chances = probabilities(model, preprocessing.encode(values, categories))[0].tolist()
     best = max(range(len(classes)), key=chances.__getitem__)
     print(f"{classes[best]} ({100 * chances[best]:.1f} %)")
     width = max(len(name) for name in classes)
@@ -1632,20 +1941,46 @@ def predict(checkpoint, texts, record=None):
     return classes[best]
 
 
-def predict_file(checkpoint, path, sheet, destination, drop_missing, record=None, staged=None, layout=None):
-    """Write predictions.csv: the input's cells as read, the predicted class, each class's probability.
+def check_fillable(preprocessing, numbers, where):
+    """A blank number for a model with no fill value (the tutorial's own checkpoint) cannot be predicted."""
+    blank = np.isnan(np.asarray(numbers)) & np.isnan(preprocessing.fill)
+    if blank.any():
+        column = preprocessing.features[int(np.flatnonzero(blank.any(axis=0))[0])]
+        raise InputError(f"{where}: '{column}' is blank, and the model has no value to fill it with (it was not "
+                         "trained by DataClassifier, or before blanks were filled); give every number")
+
+
+def warn_unseen(preprocessing, categories):
+    """One line per categorical feature whose values the model never saw in training (they get a prediction)."""
+    for column, values in preprocessing.unseen(categories):
+        shown = ", ".join(f"'{value}'" for value in values[:10]) + (f" and {len(values) - 10} more"
+                                                                   if len(values) > 10 else "")
+        print(f"warning: '{column}' holds {shown}, never seen in training; such a cell counts as telling nothing",
+              file=sys.stderr)
+
+
+def predict_file(checkpoint, path, sheet, destination, record=None, staged=None, layout=None):
+    """Write predictions.csv: every row of the table, its cells as read, the predicted class, each class's probability.
 
     The table is read as training reads it (for the features) and once more with its cells
-    as they are (for the copy in predictions.csv). staged: where to write when the run puts
-    its outputs in place at the end.
+    as they are (for the copy in predictions.csv). Blank cells are filled as in training and
+    a text never seen in training gives a prediction too: no row is left out. staged: where
+    to write when the run puts its outputs in place at the end.
     """
     model, record = load_trained(checkpoint, record)
-    features, classes, label = record["features"], record["classes"], record["label"]
-    inputs = read_table(path, sheet, text_columns=[label], layout=layout, wanted=features)
-    check_columns(inputs, features, path, f"the file (the model was trained on {', '.join(features)})")
-    inputs = missing_values(inputs, features, path, drop_missing)
+    preprocessing = Preprocessing.from_record(record)
+    features, categorical = preprocessing.features, preprocessing.categorical
+    classes, label = record["classes"], record["label"]
+    inputs = read_table(path, sheet, text_columns=[label] + categorical, layout=layout, wanted=features + categorical)
+    check_columns(inputs, features + categorical, path,
+                  f"the file (the model was trained on {', '.join(features + categorical)})")
+    numbers = numeric_matrix(inputs, features, path)
+    check_fillable(preprocessing, numbers, str(path))
+    categories = [text_codes(inputs[column]) for column in categorical]
+    warn_unseen(preprocessing, categories)
     table = read_table(path, sheet, text_columns=[label], cells_as_read=True, layout=layout, wanted=features,
                        quiet=True).loc[inputs.index]
+    chances = probabilities(model, preprocessing.encode(numbers, categories)).numpy()
     chances = probabilities(model, torch.from_numpy(numeric_matrix(inputs, features, path))).numpy()
     predictions, renamed = table.copy(), []
     for name, values in [("Predicted", [classes[number] for number in chances.argmax(axis=1)])] + \
@@ -1813,7 +2148,11 @@ def build_parser():
     data.add_argument("--features", nargs="+", metavar="COLUMN",
                       help="the input columns (default: every numeric column but the label and a leading row number; "
                            "a trained model's own with --skip-training and prediction)")
-    data.add_argument("--drop-missing", action="store_true", help="leave out rows with empty cells instead of stopping")
+    data.add_argument("--categorical", nargs="+", metavar="COLUMN", default=[],
+                      help="number columns to take as categories (a class 1/2/3, a postal code); text columns with "
+                           "few values are categories anyway (default: none)")
+    data.add_argument("--drop-missing", action="store_true",
+                      help="leave out rows with a blank feature cell instead of filling it inside the model")
     data.add_argument("--separator", type=separator, metavar="CHAR",
                       help="the separator of a text table: ',', ';', tab, '|' or another single character "
                            "(default: detected)")
@@ -1872,8 +2211,8 @@ def parse_args(argv=None):
 IGNORED = {
     "--predict": ["data", "sheet", "drop_missing", "separator", "decimal", "header_row", "epochs", "lr", "batch_size",
                   "seed", "device", "skip_training", "no_onnx", "opset", "plot"],
-    "--predict-file": ["data", "epochs", "lr", "batch_size", "seed", "device", "skip_training", "no_onnx", "opset",
-                       "plot"],
+    "--predict-file": ["data", "drop_missing", "epochs", "lr", "batch_size", "seed", "device", "skip_training",
+                       "no_onnx", "opset", "plot"],
     "--skip-training": ["epochs", "lr", "batch_size"],
 }
 
@@ -1901,9 +2240,14 @@ def model_record_for(args):
     if "label" in args.given and args.label != record["label"]:
         raise InputError(f"{args.checkpoint} was trained to predict '{record['label']}', not '{args.label}'; "
                          "leave out --label (the model's record decides), or train a new model")
-    if "features" in args.given and args.features != record["features"]:
-        raise InputError(f"{args.checkpoint} was trained on the features {', '.join(record['features'])} "
+    trained_on = record["features"] + record.get("categorical_features", [])
+    if "features" in args.given and args.features != trained_on:
+        raise InputError(f"{args.checkpoint} was trained on the features {', '.join(trained_on)} "
                          "(in this order); leave out --features (the model's record decides), or train a new model")
+    if "categorical" in args.given and args.categorical != record.get("categorical_features", []):
+        raise InputError(f"{args.checkpoint} was trained with the categorical features "
+                         f"{', '.join(record.get('categorical_features', [])) or '(none)'}; leave out --categorical "
+                         "(the model's record decides), or train a new model")
     return record
 
 
@@ -1933,8 +2277,8 @@ def run(args):
     with OutputFiles(*planned_files(args)) as files:
         if args.predict_file:
             destination = os.path.join(args.output_dir, "predictions.csv")
-            predict_file(args.checkpoint, args.predict_file, args.sheet, destination, args.drop_missing,
-                         model_record_for(args), staged=files.stage(destination), layout=layout_of(args))
+            predict_file(args.checkpoint, args.predict_file, args.sheet, destination, model_record_for(args),
+                         staged=files.stage(destination), layout=layout_of(args))
         else:
             train_test_convert(args, files)
         files.commit()
@@ -1947,19 +2291,26 @@ def train_test_convert(args, files):
     if args.plot:
         import_pyplot()
     record = model_record_for(args) if args.skip_training else {}
-    data = load_data(args.data, record.get("label", args.label), record.get("features", args.features), args.sheet,
-                     args.drop_missing, classes=record.get("classes"), layout=layout_of(args))
+    data = load_data(args.data, record.get("label", args.label),
+                     record["features"] + record.get("categorical_features", []) if record else args.features,
+                     args.sheet, args.drop_missing, classes=record.get("classes"), layout=layout_of(args),
+                     categorical=record.get("categorical_features", args.categorical))
+    if record:
+        check_roles_as_trained(data, record, args)
     show_data(data)
     features, classes = data.features, data.classes
 
     train_rows, validate_rows, test_rows = split_data(len(data.targets), args.seed)
-    test_inputs, test_targets = data.inputs[test_rows], data.targets[test_rows]
+    preprocessing = Preprocessing.from_record(record) if record else Preprocessing.fit(data, train_rows)
+    show_preprocessing(data, preprocessing, train_rows)
+    test_inputs, test_targets = preprocessing.encode(*rows_of(data, test_rows)), data.targets[test_rows]
+    check_rows = raw_rows(data, test_rows[:CHECK_ROWS])
     print("The model will be running on", device, "device\n")
     if args.skip_training:
         history = []
         model, _ = load_trained(args.checkpoint, record)
     else:
-        trained = train_model(args, data, train_rows, validate_rows, device, files)
+        trained = train_model(args, data, preprocessing, train_rows, validate_rows, device, files)
         history = trained.history
         model = save_trained(trained, args.checkpoint, files)
         check_saved_model(trained, model, test_inputs[:CHECK_ROWS])
@@ -1971,60 +2322,98 @@ def train_test_convert(args, files):
     test_species(model, test_loader, classes, device)
     if not args.no_onnx:
         path = os.path.join(args.output_dir, "Network.onnx")
-        convert(model, path, args.opset, features, classes, test_inputs[:CHECK_ROWS], files.stage(path))
+        convert(model, path, args.opset, features, classes, check_rows, files.stage(path), preprocessing)
     if args.plot:
         write_pictures(args.output_dir, files, history, model, test_loader, classes, device)
+
+
+def rows_of(data, rows):
+    """The given rows of the data, as Preprocessing.encode takes them: (numbers, categories)."""
+    return data.inputs[rows], [(codes[rows.numpy()], values) for codes, values in data.categories]
+
+
+def raw_rows(data, rows):
+    """The given rows as an app sends them to Network.onnx: numbers (NaN: blank) and texts ('': blank)."""
+    texts = np.empty((len(rows), len(data.categories)), dtype=object)
+    for position, (codes, values) in enumerate(data.categories):
+        texts[:, position] = np.array(values + [""], dtype=object)[codes[rows.numpy()]]
+    return data.inputs[rows], texts
+
+
+def check_roles_as_trained(data, record, args):
+    """A table given to a trained model must have its number and categorical features as numbers and texts."""
+    if data.features != record["features"]:
+        wrong = [column for column in record["features"] if column not in data.features]
+        raise InputError(f"{args.data}: column {column_list(wrong)} holds text, but {args.checkpoint} was trained on "
+                         "it as numbers")
+
+
+def show_preprocessing(data, preprocessing, train_rows):
+    """Say how blanks are filled, and which number columns cannot help (a single value in training)."""
+    blanks = torch.isnan(data.inputs).sum(dim=0).tolist()
+    filled = [f"{column} {count} (with {value:g})" for column, count, value in
+              zip(data.features, blanks, preprocessing.fill) if count]
+    if filled:
+        print(f"Blank cells filled inside the model with the training rows' median: {', '.join(filled)}")
+    own = [f"{column} {int((codes < 0).sum())}" for column, (codes, _) in zip(data.categorical, data.categories)
+           if (codes < 0).any()]
+    if own:
+        print(f"Blank cells in categorical features, a category of their own: {', '.join(own)}")
+    if preprocessing.scaling is not None and len(train_rows):
+        for position in preprocessing.scaling.constant:
+            print(f"Note: '{data.features[position]}' holds a single value ({preprocessing.scaling.mean[position]:g}) "
+                  "in every training row; it cannot tell the classes apart and the model ignores it")
 
 
 class Trained:
     """What training produced: the best weights (for standardized inputs) and what they need."""
 
-    def __init__(self, state, epoch, history, scaling, data):
-        self.state, self.epoch, self.history, self.scaling = state, epoch, history, scaling
+    def __init__(self, state, epoch, history, preprocessing, data):
+        self.state, self.epoch, self.history, self.preprocessing = state, epoch, history, preprocessing
         self.features, self.classes, self.label = data.features, data.classes, data.label
 
 
-def train_model(args, data, train_rows, validate_rows, device, files):
+def train_model(args, data, preprocessing, train_rows, validate_rows, device, files):
     """Train the tutorial's network on standardized inputs; keeps the best weights in memory.
 
     Ctrl-C keeps the best weights so far: they are saved (complete, with their record)
     and the interruption goes on to main, which says so.
     """
-    scaling = InputScaling.fit(data.inputs[train_rows])
-    for position in scaling.constant:
-        print(f"Note: '{data.features[position]}' holds a single value ({data.inputs[train_rows[0], position]:g}) "
-              "in every training row; it cannot tell the classes apart and the model ignores it")
-    train_loader = batch_loader(scaling.standardized(data.inputs, train_rows), data.targets[train_rows],
-                                min(args.batch_size, len(train_rows)), shuffle=True, seed=args.seed)
-    validate_loader = batch_loader(scaling.standardized(data.inputs, validate_rows),
-                                   data.targets[validate_rows], EVALUATION_BATCH_SIZE)
+    scaling = preprocessing.scaling
+    train_inputs = scaling.standardized(preprocessing.encode(*rows_of(data, train_rows)), slice(None))
+    validate_inputs = scaling.standardized(preprocessing.encode(*rows_of(data, validate_rows)), slice(None))
+    train_loader = batch_loader(train_inputs, data.targets[train_rows], min(args.batch_size, len(train_rows)),
+                                shuffle=True, seed=args.seed)
+    validate_loader = batch_loader(validate_inputs, data.targets[validate_rows], EVALUATION_BATCH_SIZE)
     torch.manual_seed(args.seed)
-    model = Network(len(data.features), len(data.classes)).to(device)
+    network = Network(preprocessing.width, len(data.classes))
+    model = (CodedInputs(network, len(data.features), preprocessing.sizes) if data.categorical else network).to(device)
     loss_fn = nn.CrossEntropyLoss()
     optimizer = Adam(model.parameters(), lr=args.lr, weight_decay=0.0001)
     best = {}
 
     def save():
-        best["state"] = {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+        best["state"] = {name: tensor.detach().to("cpu", copy=True) for name, tensor in network.state_dict().items()}
 
     history = []
     try:
         history = train(model, train_loader, validate_loader, loss_fn, optimizer, args.epochs, device, save)
     except TrainingInterrupted as interrupted:
         if interrupted.epoch:
-            trained = Trained(best["state"], interrupted.epoch, history, scaling, data)
+            trained = Trained(best["state"], interrupted.epoch, history, preprocessing, data)
             save_trained(trained, args.checkpoint, files)
             files.commit([args.checkpoint, metadata_path(args.checkpoint)])
         raise
     print("Finished Training\n")
     best_epoch = 1 + min(range(len(history)), key=lambda epoch: history[epoch][1])
-    return Trained(best["state"], best_epoch, history, scaling, data)
+    return Trained(best["state"], best_epoch, history, preprocessing, data)
 
 
 def save_trained(trained, checkpoint, files):
     """Stage NetModel.pth (raw-input weights) and NetModel.json; return the model loaded from the staged file."""
-    state = trained.scaling.fold(trained.state)
-    record = model_record(trained.features, trained.classes, trained.label, state, trained.scaling)
+    preprocessing = trained.preprocessing
+    state = preprocessing.scaling.fold(trained.state)
+    record = model_record(trained.features, trained.classes, trained.label, state, preprocessing)
     buffer = io.BytesIO()
     torch.save(state, buffer)  # through memory: the same weights give the same bytes (see save_model)
     with open(files.stage(checkpoint), "wb") as file:
@@ -2032,17 +2421,20 @@ def save_trained(trained, checkpoint, files):
     with open(files.stage(metadata_path(checkpoint)), "w", encoding="utf-8", newline="\n") as file:
         json.dump(record, file, indent=2, ensure_ascii=False)
         file.write("\n")
-    network = load_model(files.stage(checkpoint), len(trained.features), len(trained.classes), record["weights_sha256"])
-    return for_raw_inputs(network, record.get("input_offset"))
+    network = load_model(files.stage(checkpoint), preprocessing.width, len(trained.classes), record["weights_sha256"])
+    return preprocessing.model(network)
 
 
 def check_saved_model(trained, model, inputs):
-    """The saved model must give the trained network's classes on the test rows (raw values in)."""
-    network = Network(len(trained.features), len(trained.classes))
+    """The saved model must give the trained network's classes on the test rows (coded raw rows in)."""
+    preprocessing = trained.preprocessing
+    network = Network(preprocessing.width, len(trained.classes))
     network.load_state_dict(trained.state)
     network.eval()
+    trained_model = CodedInputs(network, len(trained.features), preprocessing.sizes) \
+        if preprocessing.categorical else network
     with torch.no_grad():
-        expected = network(trained.scaling.standardized(inputs, slice(None))).numpy()
+        expected = trained_model(preprocessing.scaling.standardized(inputs, slice(None))).numpy()
         saved = model(inputs).numpy()
     _, same_classes = compare_scores(expected, saved)
     if not same_classes:

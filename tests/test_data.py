@@ -59,11 +59,14 @@ def test_unknown_sheet_names_the_sheets_there_are(tmp_path):
         dc.load_data(str(tmp_path / "t.xlsx"), "kind", sheet="three")
 
 
-def test_default_features_skip_label_row_number_and_text_columns():
+def test_column_roles_skip_label_row_number_and_identifiers_and_take_few_texts_as_categories():
     table = blobs(rows=30)
     table["city"] = ["Oslo", "Lima", "Pune"] * 10
-    assert dc.default_features(table, "kind", "t.csv") == (
-        ["f0", "f1", "f2", "f3"], [("Id", "it numbers the rows"), ("city", "text, not numbers")])
+    table["name"] = [f"person {number}" for number in range(30)]
+    assert dc.column_roles(table, "kind", "t.csv") == (
+        ["f0", "f1", "f2", "f3"], ["city"],
+        [("Id", "it numbers the rows"),
+         ("name", "a different text in almost every row, taken as an identifier or free text")])
 
 
 @pytest.mark.parametrize("name, values, identifier", [
@@ -87,7 +90,7 @@ def test_identifier_column_detection(name, values, identifier):
 
 def test_a_leading_measurement_column_is_kept_as_a_feature():
     table = blobs(rows=30).drop(columns="Id")
-    assert dc.default_features(table, "kind", "t.csv") == (["f0", "f1", "f2", "f3"], [])
+    assert dc.column_roles(table, "kind", "t.csv") == (["f0", "f1", "f2", "f3"], [], [])
 
 
 def test_explicit_features_in_their_order(tmp_path):
@@ -111,13 +114,14 @@ def test_two_classes_and_many_features(tmp_path):
     assert len(data.features) == 30 and data.classes == ["class_a", "class_b"]
 
 
-def test_empty_cells_stop_the_run_naming_columns_and_rows(tmp_path):
+def test_blank_feature_cells_are_kept_for_the_model_and_blank_labels_leave_their_row_out(tmp_path, capsys):
     table = blobs(rows=30)
     table.loc[3, "f1"] = np.nan
     table.loc[7, "kind"] = None
     table.to_csv(tmp_path / "t.csv", index=False)
-    with pytest.raises(dc.InputError, match=r"empty cells in column 'f1', 'kind' at row 5, 9;.*--drop-missing"):
-        dc.load_data(str(tmp_path / "t.csv"), "kind")
+    data = dc.load_data(str(tmp_path / "t.csv"), "kind")
+    assert len(data.targets) == 29 and torch.isnan(data.inputs[3, 1])
+    assert "Left out 1 row whose 'kind' is empty (row 9)" in capsys.readouterr().out
 
 
 def test_drop_missing_leaves_those_rows_out(tmp_path, capsys):
@@ -127,7 +131,8 @@ def test_drop_missing_leaves_those_rows_out(tmp_path, capsys):
     table.to_csv(tmp_path / "t.csv", index=False)
     data = dc.load_data(str(tmp_path / "t.csv"), "kind", drop_missing=True)
     assert len(data.targets) == 28
-    assert "Dropped 2 rows with empty cells" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Left out 1 row whose 'kind' is empty (row 9)" in out and "Dropped 1 row with empty cells" in out
 
 
 def test_text_in_a_numeric_column_names_column_row_and_value(tmp_path):

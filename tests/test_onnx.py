@@ -61,7 +61,7 @@ def test_failed_check_leaves_the_earlier_file_and_no_temporary(tmp_path, monkeyp
     path, _, _ = export(tmp_path, 11)
     before = snapshot(tmp_path)
 
-    def disagree(path, model, inputs):
+    def disagree(*args):
         raise dc.RunError("the exported ONNX model disagrees with PyTorch")
 
     monkeypatch.setattr(dc, "check_onnx", disagree)
@@ -75,8 +75,9 @@ def test_check_catches_a_model_that_differs(tmp_path):
     path = str(tmp_path / "other.onnx")
     dc.export_onnx(model, path, 11, 4)
     different = dc.Network(4, 3)
+    rows = torch.randn(10, 4)
     with pytest.raises(dc.RunError, match="disagrees with PyTorch"):
-        dc.check_onnx(path, different, torch.randn(10, 4))
+        dc.check_onnx(path, different, rows, rows)
 
 
 def test_exporter_failure_is_a_clear_error(tmp_path, monkeypatch):

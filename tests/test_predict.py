@@ -24,7 +24,9 @@ def test_own_csv_with_five_classes_trains_and_reports_each(tmp_path, capsys):
     state = torch.load(tmp_path / "NetModel.pth", weights_only=True)
     assert metadata == {"features": ["f0", "f1", "f2", "f3"],
                         "classes": ["class_a", "class_b", "class_c", "class_d", "class_e"], "label": "kind",
-                        "weights_sha256": dc.weights_fingerprint(state)}
+                        "weights_sha256": dc.weights_fingerprint(state), "fill": metadata["fill"],
+                        "blanks_in_training": False}
+    assert len(metadata["fill"]) == 4
 
 
 def test_features_on_wildly_different_scales_still_learn(tmp_path, capsys):

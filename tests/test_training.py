@@ -41,7 +41,7 @@ def folded_and_trained(raw, seed=0):
     folded = dc.Network(raw.shape[1], 3)
     folded.load_state_dict(scaling.fold(model.state_dict()))
     with torch.no_grad():
-        return model(scaling.standardized(raw, slice(None))), dc.for_raw_inputs(folded, scaling.offset)(raw), scaling
+        return model(scaling.standardized(raw, slice(None))), dc.Preprocessing([f'x{i}' for i in range(raw.shape[1])], np.zeros(raw.shape[1]), scaling=scaling).model(folded)(raw), scaling
 
 
 def test_folded_scaling_gives_the_same_scores_on_raw_values():
