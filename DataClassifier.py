@@ -650,6 +650,8 @@ def default_role(values, first=False):
         return None, reason
     if is_dates(values):
         return None, "dates and times are not used as features"
+    if pd.api.types.is_bool_dtype(values):
+        return "category", None
     if is_numeric_column(values):
         return "number", None
     distinct, filled = text_codes(values)[1], int(values.notna().sum())
@@ -710,7 +712,7 @@ def is_dates(column):
     return bool(dated.mean() >= 0.9)
 
 
-ID_WORDS = {"id", "ids", "uuid", "guid", "key"}  # a header with one of these names an identifier
+ID_WORDS = {"id", "ids", "uuid", "guid", "key", "rownames"}  # a header with one of these names an identifier
 NUMBER_WORDS = {"nr", "no", "num", "number", "index", "idx", "row", "code", "ref", "reference", "serial"}  # often one
 
 
@@ -1981,7 +1983,6 @@ def predict_file(checkpoint, path, sheet, destination, record=None, staged=None,
     table = read_table(path, sheet, text_columns=[label], cells_as_read=True, layout=layout, wanted=features,
                        quiet=True).loc[inputs.index]
     chances = probabilities(model, preprocessing.encode(numbers, categories)).numpy()
-    chances = probabilities(model, torch.from_numpy(numeric_matrix(inputs, features, path))).numpy()
     predictions, renamed = table.copy(), []
     for name, values in [("Predicted", [classes[number] for number in chances.argmax(axis=1)])] + \
                         [(name, chances[:, number]) for number, name in enumerate(classes)]:

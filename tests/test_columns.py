@@ -1,0 +1,190 @@
+"""Text columns and blank cells: column roles, fills, categories, inside the model and inside Network.onnx."""
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import dc, run_main
+
+
+def passengers(rows=240, seed=0):
+    """A passenger list: a name (identifier), a class 1/2/3, sex and port as text, ages with blanks."""
+    generator = np.random.default_rng(seed)
+    sex = generator.choice(["female", "male"], rows)
+    travel_class = generator.choice([1, 2, 3], rows)
+    age = np.round(generator.uniform(1, 70, rows))
+    survived = (sex == "female") ^ (generator.random(rows) < 0.1)
+    table = pd.DataFrame({
+        "name": [f"Passenger {generator.integers(1e6)}-{number}" for number in range(rows)],
+        "class": travel_class,
+        "sex": sex,
+        "age": np.where(generator.random(rows) < 0.2, np.nan, age),
+        "port": np.where(generator.random(rows) < 0.05, "", generator.choice(["Cherbourg", "Queenstown", "Southampton"],
+                                                                              rows)),
+        "boarded": pd.date_range("1912-04-01", periods=rows, freq="h").strftime("%Y-%m-%d %H:%M"),
+        "survived": np.where(survived, "yes", "no")})
+    return table
+
+
+@pytest.fixture
+def passenger_model(tmp_path, capsys):
+    passengers().to_csv(tmp_path / "passengers.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "passengers.csv", "--label", "survived",
+                              "--categorical", "class", "--epochs", 15, "--output-dir", tmp_path)
+    assert code == 0, err
+    return tmp_path, out
+
+
+def test_every_column_gets_a_role_and_the_run_says_which(passenger_model):
+    folder, out = passenger_model
+    assert "Input features (4): age, class (categories: 3), sex (categories: 2), port (categories: 3)" in out
+    assert ("Left out (2): name: a different text in almost every row, taken as an identifier or free text; "
+            "boarded: dates and times are not used as features") in out
+    assert "Blank cells filled inside the model with the training rows' median: age 4" in out
+    assert "Blank cells in categorical features, a category of their own: port " in out
+
+
+def test_the_record_holds_what_training_learned(passenger_model):
+    folder, _ = passenger_model
+    record = json.loads((folder / "NetModel.json").read_text())
+    assert record["features"] == ["age"] and record["categorical_features"] == ["class", "sex", "port"]
+    assert record["categories"][:2] == [["1", "2", "3"], ["female", "male"]]
+    assert record["categories"][2] == ["Cherbourg", "Queenstown", "Southampton", ""]  # a blank is its own state
+    assert record["blanks_in_training"] is True and 1 <= record["fill"][0] <= 70
+    state = torch.load(folder / "NetModel.pth", weights_only=True)
+    assert state["layer1.weight"].shape == (24, 1 + 3 + 2 + 4)  # the tutorial's Network, one-hot inputs
+
+
+def test_the_model_learns_from_the_text_columns(passenger_model):
+    folder, out = passenger_model
+    accuracy = int(out.split("Accuracy of the model based on the test set of 72 inputs is: ")[1].split()[0])
+    assert accuracy >= 80  # survival follows sex here; age alone would give about half
+
+
+def test_coded_rows_give_the_same_scores_as_the_one_hot_row():
+    torch.manual_seed(0)
+    network = dc.Network(2 + 3 + 2, 3)
+    coded = dc.CodedInputs(network, 2, [3, 2])
+    rows = torch.tensor([[0.5, -1.0, 2, 1], [1.5, 2.0, 0, -1], [0.0, 0.0, -1, 0]])
+    one_hot = torch.tensor([[0.5, -1.0, 0, 0, 1, 0, 1], [1.5, 2.0, 1, 0, 0, 0, 0], [0.0, 0.0, 0, 0, 0, 1, 0]])
+    with torch.no_grad():
+        assert torch.allclose(coded(rows), network(one_hot), atol=1e-6)
+
+
+def test_fill_values_and_categories_come_from_the_training_rows_only():
+    data = dc.Data(None, torch.tensor([[1.0], [np.nan], [3.0], [100.0]]), torch.tensor([0, 1, 0, 1]), ["x"],
+                   ["a", "b"], "y", categorical=["c"],
+                   categories=[(np.array([0, 1, -1, 2], dtype=np.int32), ["red", "blue", "green"])])
+    preprocessing = dc.Preprocessing.fit(data, torch.tensor([0, 1, 2]))
+    assert preprocessing.fill.tolist() == [2.0]  # the median of 1 and 3; 100 is not a training row
+    assert preprocessing.categories == [["blue", "red", ""]]  # green only in the fourth row: never seen
+    coded = preprocessing.encode(*dc.rows_of(data, torch.arange(4)))
+    assert coded.tolist() == [[1.0, 1.0], [2.0, 0.0], [3.0, 2.0], [100.0, -1.0]]
+    assert preprocessing.unseen(data.categories) == [("c", ["green"])]
+
+
+@pytest.mark.parametrize("opset", [7, 11, 17])
+def test_network_onnx_takes_the_row_as_it_comes(tmp_path, capsys, opset):
+    import onnx
+    import onnxruntime
+
+    passengers(rows=150).to_csv(tmp_path / "passengers.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "passengers.csv", "--label", "survived", "--opset", opset,
+                              "--epochs", 3, "--output-dir", tmp_path)
+    assert code == 0, err
+    exported = onnx.load(tmp_path / "Network.onnx")
+    assert [(value.name, value.type.tensor_type.elem_type) for value in exported.graph.input[:2]] == [
+        ("input", onnx.TensorProto.FLOAT), ("categories", onnx.TensorProto.STRING)]
+    assert {entry.domain: entry.version for entry in exported.opset_import} == {"": opset, "ai.onnx.ml": 1}
+    assert [node.op_type for node in exported.graph.node][:2] == ["Imputer", "Gather"]
+    properties = {entry.key: json.loads(entry.value) for entry in exported.metadata_props}
+    assert properties["features"] == ["class", "age"] and properties["categorical_features"] == ["sex", "port"]
+    numbers = np.array([[1, 30.0], [2, np.nan], [np.nan, np.nan], [3, 5.0]], dtype=np.float32)
+    texts = np.array([["female", "Cherbourg"], ["male", ""], ["", "Atlantis"], ["robot", "Queenstown"]], dtype=object)
+    session = onnxruntime.InferenceSession(str(tmp_path / "Network.onnx"), providers=["CPUExecutionProvider"])
+    scores = session.run(["output"], {"input": numbers, "categories": texts})[0]
+    model, record = dc.load_trained(str(tmp_path / "NetModel.pth"))
+    preprocessing = dc.Preprocessing.from_record(record)
+    with torch.no_grad():
+        expected = model(preprocessing.encode(numbers, dc.categories_of(texts))).numpy()
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
+    assert "Checked" in out and "with onnxruntime on 47 test rows" in out  # 45 test rows, a blank and an unseen row
+
+
+def test_a_table_of_numbers_only_keeps_the_tutorials_graph(trained):
+    import onnx
+
+    exported = onnx.load(trained / "Network.onnx")
+    assert [node.op_type for node in exported.graph.node] == ["Gemm", "Relu", "Gemm", "Relu", "Gemm"]
+    assert [value.name for value in exported.graph.input] == ["input"]
+
+
+def test_predict_with_text_and_blanks(passenger_model, capsys):
+    folder, _ = passenger_model
+    code, out, err = run_main(capsys, "--predict", "", 1, "female", "", "--output-dir", folder)
+    assert code == 0, err
+    assert out.split()[0] in ("yes", "no")
+    code, out, err = run_main(capsys, "--predict", 30, 1, "Female ", "Atlantis", "--output-dir", folder)
+    assert code == 0, err
+    assert err.strip().splitlines() == [
+        "warning: 'sex' holds 'Female', never seen in training; such a cell counts as telling nothing",
+        "warning: 'port' holds 'Atlantis', never seen in training; such a cell counts as telling nothing"]
+    code, _, err = run_main(capsys, "--predict", 30, "female", "--output-dir", folder)
+    assert code == 2
+    assert err.strip().endswith("--predict takes 4 values, one per feature in this order: the numbers age, then the "
+                                "categories class, sex, port ('' for a blank); got 2")
+
+
+def test_predict_file_gives_every_row_a_prediction(passenger_model, capsys):
+    folder, _ = passenger_model
+    table = passengers(rows=40, seed=5)
+    table.loc[0, ["age", "port", "sex"]] = [np.nan, "", ""]
+    table.loc[1, "port"] = "Atlantis"
+    table.loc[2, "class"] = 4
+    table.to_csv(folder / "new.csv", index=False)
+    code, out, err = run_main(capsys, "--predict-file", folder / "new.csv", "--output-dir", folder)
+    assert code == 0, err
+    predictions = pd.read_csv(folder / "predictions.csv", keep_default_na=False)
+    assert len(predictions) == 40 and set(predictions["Predicted"]) <= {"yes", "no"}
+    assert "warning: 'class' holds '4', never seen in training" in err
+    assert "warning: 'port' holds 'Atlantis', never seen in training" in err
+
+
+def test_a_text_column_with_too_many_values_cannot_be_categories(tmp_path, capsys):
+    table = passengers(rows=1200)
+    table.to_csv(tmp_path / "many.csv", index=False)
+    code, _, err = run_main(capsys, "--data", tmp_path / "many.csv", "--label", "survived", "--categorical", "name",
+                            "--output-dir", tmp_path)
+    assert code == 2
+    assert err.strip().endswith("column 'name' has 1200 different values, too many to be categories (at most 1000); "
+                                "leave it out of --features and --categorical")
+
+
+def test_features_may_name_a_text_column(tmp_path, capsys):
+    passengers().to_csv(tmp_path / "passengers.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "passengers.csv", "--label", "survived", "--features",
+                              "sex", "age", "--epochs", 2, "--no-onnx", "--output-dir", tmp_path)
+    assert code == 0, err
+    assert "Input features (2): age, sex (categories: 2)" in out
+
+
+def test_skip_training_uses_the_records_columns(passenger_model, capsys):
+    folder, _ = passenger_model
+    code, out, err = run_main(capsys, "--skip-training", "--data", folder / "passengers.csv", "--no-onnx",
+                              "--output-dir", folder)
+    assert code == 0, err
+    assert "Input features (4): age, class (categories: 3), sex (categories: 2), port (categories: 3)" in out
+
+
+def test_yes_no_and_true_false_columns_are_categories(tmp_path, capsys):
+    table = passengers()
+    table["vip"] = np.where(np.arange(len(table)) % 3 == 0, "yes", "no")
+    table["insured"] = np.arange(len(table)) % 2 == 0
+    table.to_excel(tmp_path / "flags.xlsx", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "flags.xlsx", "--label", "survived", "--epochs", 2,
+                              "--no-onnx", "--output-dir", tmp_path)
+    assert code == 0, err
+    assert "vip (categories: 2)" in out and "insured (categories: 2)" in out
