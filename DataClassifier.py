@@ -247,7 +247,8 @@ def read_delimited(path, text_columns, cells_as_read, layout):
         # numbers that show no decimal mark either way (1.234): Europe's ';' files write decimal commas
         decimal = layout.decimal or detect_decimal(grid[header:], "," if separator == ";" else ".")
         try:
-            table = parse_delimited(path, encoding, separator, decimal, header, text_columns, cells_as_read)
+            table = parse_delimited(path, encoding, separator, decimal, header,
+                                    list(text_columns) + text_in_sample(grid, header, decimal), cells_as_read)
         except UnicodeDecodeError:
             continue
         if table.shape[1] == 1 and layout.separator:
@@ -263,6 +264,19 @@ def read_delimited(path, text_columns, cells_as_read, layout):
                          f"{'was' if header == 2 else 'were'} left out")
         return table, notes, decimal
     raise InputError(f"{path} is not a text table in UTF-8, UTF-16 or Windows-1252 encoding")
+
+
+def text_in_sample(grid, header, decimal):
+    """Columns whose sampled cells hold text that is not a number: read as categories, a byte a cell
+    instead of a Python string (cells_as_numbers still turns any numbers among them into numbers)."""
+    names = grid[header - 1] if len(grid) >= header else []
+    text = []
+    for position, name in enumerate(names):
+        cells = [row[position].strip() for row in grid[header:] if position < len(row) and row[position].strip()]
+        if name.strip() and names.count(name) == 1 and any(
+                cell not in MISSING_MARKERS and number_in_text(cell, decimal) is None for cell in cells):
+            text.append(name.strip() if name.strip() == name else name)
+    return text
 
 
 def parse_delimited(path, encoding, separator, decimal, header, text_columns, cells_as_read):
@@ -543,7 +557,9 @@ def cells_as_numbers(table, text_columns, decimal=None):
     """
     for column in table.columns:
         values = table[column]
-        if column in text_columns or not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+        categorical = isinstance(values.dtype, pd.CategoricalDtype)
+        if column in text_columns or not (categorical or pd.api.types.is_object_dtype(values)
+                                          or pd.api.types.is_string_dtype(values)):
             continue
         codes, distinct = pd.factorize(values)
         distinct = np.asarray(distinct, dtype=object)
@@ -563,6 +579,8 @@ def cells_as_numbers(table, text_columns, decimal=None):
                                       index=table.index, dtype=object).where(filled, None)
         elif missing.any():
             table[column] = values.where(~np.append(missing, False)[codes], None)
+            if categorical:
+                table[column] = table[column].cat.remove_unused_categories()
     return table
 
 
@@ -764,8 +782,12 @@ def is_numeric_column(column):
         return True
     if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
         return False
-    filled = column.dropna()
-    return len(filled) > 0 and pd.to_numeric(filled, errors="coerce").notna().mean() >= 0.5
+    codes, distinct = pd.factorize(column)  # each distinct value looked at once
+    known = codes >= 0
+    if not known.any():
+        return False
+    numbers = pd.to_numeric(pd.Series(np.asarray(distinct, dtype=object)), errors="coerce").notna().to_numpy()
+    return bool(numbers[codes[known]].mean() >= 0.5)
 
 
 def rows_to_use(table, features, label, path, drop_missing):
@@ -1074,29 +1096,31 @@ class Preprocessing:
 class CodedInputs(nn.Module):
     """The tutorial's Network fed coded rows: numbers, then one category number per categorical feature.
 
-    The same as feeding it the one-hot row: instead of multiplying layer1's weight columns
-    by zeros and a one, the column of each category is picked by its number (a number -1, a
-    value never seen, picks none). The numbers first lose their offset (see InputScaling).
+    Each batch's one-hot columns are made here from the category numbers (a number -1, a
+    value never seen, sets none of them), so that a big table is held as a few numbers a
+    row, not as hundreds of mostly-zero columns. The numbers first lose their offset (see
+    InputScaling).
     """
 
     def __init__(self, network, number_count, sizes, offset=None):
         super().__init__()
-        self.network, self.number_count = network, number_count
-        self.register_buffer("starts", torch.tensor(np.cumsum([number_count] + list(sizes[:-1])), dtype=torch.long)
+        self.network, self.number_count, self.one_hot_count = network, number_count, int(sum(sizes))
+        self.register_buffer("starts", torch.tensor(np.cumsum([0] + list(sizes[:-1])), dtype=torch.long)
                              if sizes else torch.zeros(0, dtype=torch.long))
         self.register_buffer("sizes", torch.tensor(list(sizes), dtype=torch.long))
         self.register_buffer("offset", torch.zeros(number_count) if offset is None
                              else torch.as_tensor(offset, dtype=torch.float32))
 
     def forward(self, x):
-        layer1, count = self.network.layer1, self.number_count
-        hidden = F.linear(x[:, :count] - self.offset, layer1.weight[:, :count], layer1.bias)
-        if self.sizes.numel():
-            codes = x[:, count:].long()
-            known = (codes >= 0) & (codes < self.sizes)
-            columns = layer1.weight.t()[torch.where(known, codes + self.starts, 0)]  # [rows, categorical, hidden]
-            hidden = hidden + (columns * known.unsqueeze(-1)).sum(dim=1)
-        return self.network.layer3(F.relu(self.network.layer2(F.relu(hidden))))
+        numbers = x[:, :self.number_count] - self.offset
+        if not self.one_hot_count:
+            return self.network(numbers)
+        codes = x[:, self.number_count:].long()
+        known = (codes >= 0) & (codes < self.sizes)
+        one_hot = torch.zeros(len(x), self.one_hot_count, device=x.device)
+        rows = torch.arange(len(x), device=x.device).unsqueeze(1).expand_as(codes)
+        one_hot[rows[known], (codes + self.starts)[known]] = 1
+        return self.network(torch.cat([numbers, one_hot], dim=1))
 
 
 # ---------------------------------------------------------------------------
