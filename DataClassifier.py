@@ -2384,10 +2384,12 @@ def show_preprocessing(data, preprocessing, train_rows):
            if (codes < 0).any()]
     if own:
         print(f"Blank cells in categorical features, a category of their own: {', '.join(own)}")
-    if preprocessing.scaling is not None and len(train_rows):
-        for position in preprocessing.scaling.constant:
-            print(f"Note: '{data.features[position]}' holds a single value ({preprocessing.scaling.mean[position]:g}) "
-                  "in every training row; it cannot tell the classes apart and the model ignores it")
+    constant = preprocessing.scaling.constant if preprocessing.scaling is not None and len(train_rows) else []
+    for position in constant:
+        print(f"Note: '{data.features[position]}' holds a single value ({preprocessing.scaling.mean[position]:g}) "
+              "in every training row; it cannot tell the classes apart and the model ignores it")
+    if filled or own or len(constant):
+        print()
 
 
 class Trained:
