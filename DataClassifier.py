@@ -42,6 +42,7 @@ try:  # the libraries take a second or two to load: Ctrl-C meanwhile ends quietl
     import pickle
     import re
     import signal
+    import statistics
     import tempfile
     import time
     import warnings
@@ -946,8 +947,11 @@ class InputScaling:
 
     @classmethod
     def fit(cls, inputs):
-        values = inputs.numpy().astype(np.float64)
-        mean, std = values.mean(axis=0), values.std(axis=0)
+        values = inputs.numpy()
+        columns = [values[:, position].astype(np.float64) for position in range(values.shape[1])]  # one at a time
+        mean = np.array([column.mean() if len(column) else 0.0 for column in columns])
+        std = np.array([column.std() if len(column) else 0.0 for column in columns])
+        del columns
         std = np.where(std > 0, std, 0.0)
         offset = np.where(np.abs(mean) > cls.OFFSET_RATIO * std, mean, 0.0).astype(np.float32)
         offset[std == 0] = 0  # a constant column's weights are zero: no offset needed
@@ -963,10 +967,10 @@ class InputScaling:
 
         Only the first len(mean) columns are numbers; category codes after them stay as they are.
         """
-        count = len(self.mean)
         scale = np.where(self.std > 0, self.std, 1.0)
         values = inputs[rows].numpy().copy()
-        values[:, :count] = ((values[:, :count].astype(np.float64) - self.mean) / scale).astype(np.float32)
+        for position in range(len(self.mean)):  # in float64, a column at a time
+            values[:, position] = (values[:, position].astype(np.float64) - self.mean[position]) / scale[position]
         return torch.from_numpy(values)
 
     def fold(self, state_dict):
@@ -1013,7 +1017,8 @@ class Preprocessing:
         numbers = data.inputs[rows].numpy()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a column blank in every training row
-            fill = np.nanmedian(numbers.astype(np.float64), axis=0) if len(numbers) else np.zeros(numbers.shape[1])
+            fill = np.array([np.nanmedian(numbers[:, position]) if len(numbers) else np.nan
+                             for position in range(numbers.shape[1])], dtype=np.float64)
         fill = np.where(np.isnan(fill), 0.0, fill)
         blank = np.isnan(numbers)
         filled = np.where(blank, fill.astype(np.float32), numbers)
@@ -1390,7 +1395,10 @@ class OutputFiles:
         """A temporary path to write `path`'s new content to."""
         if path in self.staged:
             return self.staged[path]
-        self.staged[path] = temporary_beside(path)
+        try:
+            self.staged[path] = temporary_beside(path)
+        except OSError as error:
+            raise InputError(f"{path} cannot be written: {error.strerror}; choose another folder") from None
         return self.staged[path]
 
     def discard(self, path):
@@ -1665,17 +1673,23 @@ def progress(loader, epoch):
 
 
 def evaluate(model, loader, loss_fn, device):
-    """Mean loss per row, correct predictions and rows, over a loader of any batch size."""
+    """Mean loss per row, correct predictions and rows, over a loader of any batch size.
+
+    With class weights (--class-weight balanced) the mean weighs each row by its class's
+    weight, as the loss of one batch of all the rows would.
+    """
     model.eval()
-    loss_sum, correct, total = 0.0, 0, 0
+    loss_sum, weight_sum, correct, total = 0.0, 0, 0, 0
     with torch.no_grad():
         for inputs, outputs in loader:
             inputs, outputs = inputs.to(device), outputs.to(device)
             predicted_outputs = model(inputs)
-            loss_sum += loss_fn(predicted_outputs, outputs).item() * outputs.size(0)
+            weight = outputs.size(0) if loss_fn.weight is None else loss_fn.weight[outputs].sum().item()
+            loss_sum += loss_fn(predicted_outputs, outputs).item() * weight
+            weight_sum += weight
             correct += (predicted_outputs.argmax(dim=1) == outputs).sum().item()
             total += outputs.size(0)
-    return loss_sum / total, correct, total
+    return loss_sum / weight_sum, correct, total
 
 
 # ---------------------------------------------------------------------------
@@ -1718,6 +1732,74 @@ def test_species(model, test_loader, classes, device):
     return accuracies
 
 
+def class_report(predicted, actual, classes):
+    """The figures of scikit-learn's classification_report and balanced_accuracy_score, and the confusion matrix.
+
+    Per class: precision (0 when the class is never predicted), recall, F1 and support (test
+    rows). Balanced accuracy: the mean recall over the classes that have test rows; macro F1:
+    the mean F1 over the classes that have test rows or predictions. Fractions from 0 to 1.
+    """
+    count = len(classes)
+    actual, predicted = torch.as_tensor(actual), torch.as_tensor(predicted)
+    matrix = torch.bincount(actual * count + predicted, minlength=count * count).reshape(count, count).numpy()
+    right = np.diag(matrix).astype(np.float64)
+    support, predictions = matrix.sum(axis=1), matrix.sum(axis=0)
+    precision = np.divide(right, predictions, out=np.zeros(count), where=predictions > 0)
+    recall = np.divide(right, support, out=np.zeros(count), where=support > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(count), where=precision + recall > 0)
+    present, seen = support > 0, (support > 0) | (predictions > 0)
+    return {"accuracy": float(right.sum() / max(1, matrix.sum())),
+            "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
+            "macro_f1": float(f1[seen].mean()) if seen.any() else 0.0,
+            "classes": list(classes),
+            "per_class": {name: {"precision": float(precision[number]), "recall": float(recall[number]),
+                                 "f1": float(f1[number]), "support": int(support[number])}
+                          for number, name in enumerate(classes)},
+            "confusion_matrix": matrix.tolist()}
+
+
+def write_metrics(report, path):
+    with open(path, "w", encoding="utf-8", newline="\n") as file:
+        json.dump(report, file, indent=2, ensure_ascii=False)
+        file.write("\n")
+
+
+def print_report(report):
+    """A compact table after the tutorial's per-class lines: precision, recall, F1 and test rows per class."""
+    width = max(len("class"), *(len(name) for name in report["classes"]))
+    print(f"\n{'class':<{width}}  precision  recall    F1  test rows")
+    for name, figures in report["per_class"].items():
+        print(f"{name:<{width}}  {figures['precision']:9.2f}  {figures['recall']:6.2f}  {figures['f1']:4.2f}  "
+              f"{figures['support']:9d}")
+    print(f"Balanced accuracy {100 * report['balanced_accuracy']:.1f} %, macro F1 {report['macro_f1']:.2f}")
+
+
+def imbalance_note(counts, classes, report=None, weighted=False):
+    """One line when a class is much rarer than the largest, or the model finds none of its test rows."""
+    advice = "even with --class-weight balanced" if weighted else "--class-weight balanced makes it count more"
+    if report is not None:
+        missed = [name for name, figures in report["per_class"].items()
+                  if figures["support"] and figures["recall"] == 0]
+        if missed:
+            return (f"Note: the model finds none of the test rows of {column_list(missed)}; "
+                    + ("even with --class-weight balanced" if weighted else
+                       "--class-weight balanced makes the rare classes count more"))
+        return None
+    largest, smallest = int(np.argmax(counts)), int(np.argmin(counts))
+    if counts[smallest] * 5 < counts[largest]:
+        return (f"Note: class '{classes[smallest]}' has {int(counts[smallest])} rows, less than a fifth of "
+                f"'{classes[largest]}' ({int(counts[largest])}); the model may seldom predict it"
+                + ("" if weighted else f": {advice}"))
+    return None
+
+
+def balanced_weights(targets, count):
+    """scikit-learn's class_weight='balanced': rows / (classes x rows of the class), for the classes present."""
+    rows = torch.bincount(targets, minlength=count).double()
+    present = int((rows > 0).sum())
+    return torch.where(rows > 0, len(targets) / (present * rows.clamp(min=1)), torch.zeros_like(rows)).float()
+
+
 # ---------------------------------------------------------------------------
 # Convert the model to ONNX
 # ---------------------------------------------------------------------------
@@ -1747,6 +1829,7 @@ def convert(model, path, opset, features, classes, check_inputs, destination=Non
     with contextlib.nullcontext(destination) if destination else atomic_path(path) as temporary:
         export_onnx(network, temporary, opset, network.layer1.in_features)
         exported = onnx.load(temporary)
+        add_probabilities(exported, len(classes))
         properties = {"classes": json.dumps(classes), "features": json.dumps(features)}
         if not plain:
             onnx_preprocessing(exported, preprocessing)
@@ -1761,6 +1844,19 @@ def convert(model, path, opset, features, classes, check_inputs, destination=Non
     print("\nModel has been converted to ONNX")
     print(f"Checked {path} (opset {opset}) with onnxruntime on {len(numbers)} test rows: "
           f"same predicted classes, largest score difference {largest_difference:.1e}")
+
+
+def add_probabilities(exported, class_count):
+    """A second output `probabilities`, float32 [batch_size, classes]: the softmax of `output`.
+
+    `output` stays first and as it was, so that the tutorial's app, which reads the first
+    output, keeps working.
+    """
+    from onnx import TensorProto, helper
+
+    exported.graph.node.append(helper.make_node("Softmax", ["output"], ["probabilities"], axis=1))
+    exported.graph.output.append(helper.make_tensor_value_info("probabilities", TensorProto.FLOAT,
+                                                               ["batch_size", class_count]))
 
 
 def onnx_preprocessing(exported, preprocessing):
@@ -1870,13 +1966,16 @@ def check_onnx(path, model, reference, numbers, texts=None):
     try:
         onnx.checker.check_model(onnx.load(path), full_check=True)
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        onnx_scores = np.concatenate([session.run(["output"], feed(slice(0, 1)))[0],
-                                      session.run(["output"], feed(slice(1, None)))[0]])
+        first, rest = session.run(None, feed(slice(0, 1))), session.run(None, feed(slice(1, None)))
+        onnx_scores, onnx_chances = (np.concatenate([first[number], rest[number]]) for number in range(2))
     except Exception as error:
         raise RunError(f"the exported ONNX model failed its check: {first_line(error)}") from None
     with torch.no_grad():
-        torch_scores = model(reference).numpy()
+        torch_scores = model(reference)
+        torch_chances = F.softmax(torch_scores, dim=1).numpy()
+        torch_scores = torch_scores.numpy()
     largest, same_classes = compare_scores(torch_scores, onnx_scores)
+    largest = max(largest, float(np.abs(onnx_chances - torch_chances).max()) if len(onnx_chances) else 0.0)
     if not largest <= TOLERANCE or not same_classes:
         raise RunError(f"the exported ONNX model disagrees with PyTorch (largest difference {largest:.1e}, "
                        f"allowed {TOLERANCE:.0e}); Network.onnx was not written")
@@ -1985,7 +2084,7 @@ def warn_unseen(preprocessing, categories):
               file=sys.stderr)
 
 
-def predict_file(checkpoint, path, sheet, destination, record=None, staged=None, layout=None):
+def predict_file(checkpoint, path, sheet, destination, record=None, staged=None, layout=None, metrics=None):
     """Write predictions.csv: every row of the table, its cells as read, the predicted class, each class's probability.
 
     The table is read as training reads it (for the features) and once more with its cells
@@ -2023,11 +2122,18 @@ def predict_file(checkpoint, path, sheet, destination, record=None, staged=None,
     print(f"Wrote {len(predictions)} predictions to {destination}")
     if label in table.columns:
         codes, names = label_codes(table[label])
-        known = codes >= 0
-        predicted = np.array([classes[number] for number in chances.argmax(axis=1)], dtype=object)
-        right = (np.array(names + [""], dtype=object)[codes] == predicted)[known].sum()
+        number_of = {name: number for number, name in enumerate(classes)}
+        actual = np.array([number_of.get(name, -1) for name in names] + [-1])[codes]
+        known = codes >= 0  # a class the model does not know counts as wrong
+        right = (actual == chances.argmax(axis=1))[known].sum()
         print(f"Accuracy against the '{label}' column: {100 * right / max(1, known.sum()):.1f} % "
               f"of {int(known.sum())} rows")
+        if metrics:
+            rows = actual >= 0
+            write_metrics(class_report(torch.from_numpy(chances.argmax(axis=1)[rows]),
+                                       torch.from_numpy(actual[rows]), classes), metrics)
+    elif metrics:
+        raise InputError(f"{path}: --metrics needs the label column '{label}' in the table, to compare with")
     return predictions
 
 
@@ -2199,6 +2305,12 @@ def build_parser():
                                "same seed, same numbers")
     training.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                           help="auto takes the CUDA GPU when there is one, else the CPU")
+    training.add_argument("--class-weight", choices=["balanced"],
+                          help="weigh each class by the inverse of its share of the training rows, as scikit-learn's "
+                               "class_weight='balanced' (default: every row counts the same)")
+    training.add_argument("--folds", type=bounded(int, 2, 1000, "a whole number from 2 to 1000"), metavar="K",
+                          help="first cross-validate: K trainings, each tested on one stratified K-th of the rows; "
+                               "then train the model as without it (default: no cross-validation)")
     training.add_argument("--skip-training", action="store_true",
                           help="test (and convert) an existing checkpoint without training")
     output = parser.add_argument_group("output")
@@ -2209,6 +2321,9 @@ def build_parser():
     output.add_argument("--opset", type=opset, default=DEFAULT_OPSET, metavar="N",
                         help=f"ONNX opset of Network.onnx, {OPSETS[0]} to {OPSETS[-1]} (see README for Windows versions)")
     output.add_argument("--plot", action="store_true", help="write training.png and confusion.png")
+    output.add_argument("--metrics", metavar="PATH",
+                        help="write the test figures (accuracy, balanced accuracy, macro F1, per class, confusion "
+                             "matrix) as JSON; with --predict-file, those against the file's label column")
     prediction = parser.add_argument_group("prediction (no training)")
     prediction.add_argument("--predict", nargs="+", metavar="VALUE",
                             help="print the class of one row of feature values, in the training's feature order (no training)")
@@ -2235,10 +2350,10 @@ def parse_args(argv=None):
 # Options that do nothing in a mode, named in a note when given.
 IGNORED = {
     "--predict": ["data", "sheet", "drop_missing", "separator", "decimal", "header_row", "epochs", "lr", "batch_size",
-                  "seed", "device", "skip_training", "no_onnx", "opset", "plot"],
+                  "seed", "device", "skip_training", "no_onnx", "opset", "plot", "metrics", "class_weight", "folds"],
     "--predict-file": ["data", "drop_missing", "epochs", "lr", "batch_size", "seed", "device", "skip_training",
-                       "no_onnx", "opset", "plot"],
-    "--skip-training": ["epochs", "lr", "batch_size"],
+                       "no_onnx", "opset", "plot", "class_weight", "folds"],
+    "--skip-training": ["epochs", "lr", "batch_size", "class_weight", "folds"],
 }
 
 
@@ -2280,10 +2395,11 @@ def planned_files(args):
     """What the run will write and what it reads: (what, path) lists for OutputFiles."""
     folder, checkpoint = args.output_dir, args.checkpoint
     model_files = [("the checkpoint (--checkpoint)", checkpoint), ("the checkpoint's record", metadata_path(checkpoint))]
+    metrics = [("the metrics (--metrics)", args.metrics)] if args.metrics else []
     if args.predict_file:
-        return ([("the predictions", os.path.join(folder, "predictions.csv"))],
+        return ([("the predictions", os.path.join(folder, "predictions.csv"))] + metrics,
                 [("the table to predict (--predict-file)", args.predict_file)] + model_files)
-    outputs = [] if args.skip_training else list(model_files)
+    outputs = ([] if args.skip_training else list(model_files)) + metrics
     inputs = [("the table (--data)", args.data)] + (model_files if args.skip_training else [])
     if not args.no_onnx:
         outputs.append(("the ONNX model", os.path.join(folder, "Network.onnx")))
@@ -2303,7 +2419,8 @@ def run(args):
         if args.predict_file:
             destination = os.path.join(args.output_dir, "predictions.csv")
             predict_file(args.checkpoint, args.predict_file, args.sheet, destination, model_record_for(args),
-                         staged=files.stage(destination), layout=layout_of(args))
+                         staged=files.stage(destination), layout=layout_of(args),
+                         metrics=files.stage(args.metrics) if args.metrics else None)
         else:
             train_test_convert(args, files)
         files.commit()
@@ -2323,6 +2440,10 @@ def train_test_convert(args, files):
     if record:
         check_roles_as_trained(data, record, args)
     show_data(data)
+    note = imbalance_note(torch.bincount(data.targets, minlength=len(data.classes)).numpy(), data.classes,
+                          weighted=args.class_weight == "balanced")
+    if note:
+        print(note + "\n")
     features, classes = data.features, data.classes
 
     train_rows, validate_rows, test_rows = split_data(len(data.targets), args.seed)
@@ -2330,6 +2451,7 @@ def train_test_convert(args, files):
     show_preprocessing(data, preprocessing, train_rows)
     test_inputs, test_targets = preprocessing.encode(*rows_of(data, test_rows)), data.targets[test_rows]
     check_rows = raw_rows(data, test_rows[:CHECK_ROWS])
+    cross_validation = cross_validate(args, data, device) if args.folds and not args.skip_training else {}
     print("The model will be running on", device, "device\n")
     if args.skip_training:
         history = []
@@ -2345,6 +2467,13 @@ def train_test_convert(args, files):
     test_loader = batch_loader(test_inputs, test_targets, EVALUATION_BATCH_SIZE)
     test(model, test_loader, device)
     test_species(model, test_loader, classes, device)
+    report = class_report(*predict_classes(model, test_loader, device), classes)
+    print_report(report)
+    note = imbalance_note(None, classes, report, weighted=args.class_weight == "balanced")
+    if note:
+        print(note)
+    if args.metrics:
+        write_metrics(dict(report, **cross_validation), files.stage(args.metrics))
     if not args.no_onnx:
         path = os.path.join(args.output_dir, "Network.onnx")
         convert(model, path, args.opset, features, classes, check_rows, files.stage(path), preprocessing)
@@ -2392,6 +2521,65 @@ def show_preprocessing(data, preprocessing, train_rows):
         print()
 
 
+def stratified_folds(targets, count, seed, classes, path):
+    """K folds of row indices, each class's rows dealt out in turn after a shuffle by the seed:
+    every row in exactly one fold, every fold with its share of each class."""
+    rows = torch.bincount(targets, minlength=len(classes))
+    small = [(name, int(number)) for name, number in zip(classes, rows.tolist()) if 0 < number < count]
+    if small:
+        raise InputError(f"{path}: --folds {count} needs at least {count} rows of every class, but "
+                         + ", ".join(f"'{name}' has {number}" for name, number in small)
+                         + f"; give --folds {max(2, min(number for _, number in small))} or fewer")
+    generator = torch.Generator().manual_seed(seed)
+    fold_of = torch.empty(len(targets), dtype=torch.long)
+    start = 0
+    for number in range(len(classes)):
+        members = torch.nonzero(targets == number).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        fold_of[members] = (torch.arange(len(members)) + start) % count
+        start += len(members)  # the next class's first row goes to the next fold: sizes stay even
+    return [torch.nonzero(fold_of == fold).flatten() for fold in range(count)]
+
+
+def cross_validate(args, data, device):
+    """--folds K: K trainings as a normal run trains, each tested on one fold; per-fold lines and the means.
+
+    Each fold's validation rows (for the checkpoint choice) come from the other folds, as
+    many as a normal run has; nothing of the folds is saved. Returns the figures for --metrics.
+    """
+    folds = stratified_folds(data.targets, args.folds, args.seed, data.classes, args.data)
+    reports = []
+    for number, test_rows in enumerate(folds, start=1):
+        if sys.stderr.isatty():
+            print(f"Cross-validation: training fold {number} of {len(folds)} ...", end="\r", file=sys.stderr)
+        rest = torch.cat([rows for other, rows in enumerate(folds, start=1) if other != number])
+        rest = rest[torch.randperm(len(rest), generator=torch.Generator().manual_seed(args.seed + number))]
+        validate_count = max(1, int(len(data.targets) * 0.2))
+        validate_rows, train_rows = rest[:validate_count], rest[validate_count:]
+        preprocessing = Preprocessing.fit(data, train_rows)
+        with contextlib.redirect_stdout(io.StringIO()):
+            trained = train_model(args, data, preprocessing, train_rows, validate_rows, device, files=None)
+        network = Network(preprocessing.width, len(data.classes))
+        network.load_state_dict(trained.state)
+        model = CodedInputs(network, len(data.features), preprocessing.sizes) if data.categorical else network
+        inputs = preprocessing.scaling.standardized(preprocessing.encode(*rows_of(data, test_rows)), slice(None))
+        loader = batch_loader(inputs, data.targets[test_rows], EVALUATION_BATCH_SIZE)
+        report = class_report(*predict_classes(model, loader, "cpu"), data.classes)
+        reports.append(report)
+        print(f"Fold {number}: accuracy {100 * report['accuracy']:.1f} %, balanced accuracy "
+              f"{100 * report['balanced_accuracy']:.1f} %, macro F1 {report['macro_f1']:.2f} "
+              f"({len(test_rows)} test rows)")
+    summary = {}
+    for key in ("accuracy", "balanced_accuracy", "macro_f1"):
+        values = [report[key] for report in reports]
+        summary[key] = {"mean": statistics.mean(values), "std": statistics.stdev(values)}
+    print(f"Cross-validation ({len(folds)} folds): accuracy mean {100 * summary['accuracy']['mean']:.1f} % "
+          f"(standard deviation {100 * summary['accuracy']['std']:.1f}), balanced accuracy mean "
+          f"{100 * summary['balanced_accuracy']['mean']:.1f} % ({100 * summary['balanced_accuracy']['std']:.1f}), "
+          f"macro F1 mean {summary['macro_f1']['mean']:.2f} ({summary['macro_f1']['std']:.2f})\n")
+    return {"folds": reports, "cross_validation": summary}
+
+
 class Trained:
     """What training produced: the best weights (for standardized inputs) and what they need."""
 
@@ -2415,7 +2603,8 @@ def train_model(args, data, preprocessing, train_rows, validate_rows, device, fi
     torch.manual_seed(args.seed)
     network = Network(preprocessing.width, len(data.classes))
     model = (CodedInputs(network, len(data.features), preprocessing.sizes) if data.categorical else network).to(device)
-    loss_fn = nn.CrossEntropyLoss()
+    weights = balanced_weights(data.targets[train_rows], len(data.classes)) if args.class_weight == "balanced" else None
+    loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device))
     optimizer = Adam(model.parameters(), lr=args.lr, weight_decay=0.0001)
     best = {}
 
@@ -2426,6 +2615,8 @@ def train_model(args, data, preprocessing, train_rows, validate_rows, device, fi
     try:
         history = train(model, train_loader, validate_loader, loss_fn, optimizer, args.epochs, device, save)
     except TrainingInterrupted as interrupted:
+        if files is None:  # a cross-validation fold: nothing of it is kept
+            raise KeyboardInterrupt from None
         if interrupted.epoch:
             trained = Trained(best["state"], interrupted.epoch, history, preprocessing, data)
             save_trained(trained, args.checkpoint, files)

@@ -118,7 +118,7 @@ def test_a_table_of_numbers_only_keeps_the_tutorials_graph(trained):
     import onnx
 
     exported = onnx.load(trained / "Network.onnx")
-    assert [node.op_type for node in exported.graph.node] == ["Gemm", "Relu", "Gemm", "Relu", "Gemm"]
+    assert [node.op_type for node in exported.graph.node] == ["Gemm", "Relu", "Gemm", "Relu", "Gemm", "Softmax"]
     assert [value.name for value in exported.graph.input] == ["input"]
 
 

@@ -24,9 +24,10 @@ def test_graph_has_the_sample_apps_input_and_output(tmp_path):
     path, _, _ = export(tmp_path, 11)
     model = onnx.load(path)
     assert model.opset_import[0].version == 11
-    assert [node.op_type for node in model.graph.node] == ["Gemm", "Relu", "Gemm", "Relu", "Gemm"]
-    (graph_input,), (graph_output,) = model.graph.input, model.graph.output
-    assert graph_input.name == "input" and graph_output.name == "output"
+    assert [node.op_type for node in model.graph.node] == ["Gemm", "Relu", "Gemm", "Relu", "Gemm", "Softmax"]
+    (graph_input,), (graph_output, probabilities) = model.graph.input, model.graph.output
+    assert graph_input.name == "input" and graph_output.name == "output"  # first, as the tutorial's app reads it
+    assert probabilities.name == "probabilities"
     assert graph_input.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim] == ["batch_size", 4]
     assert [d.dim_param or d.dim_value for d in graph_output.type.tensor_type.shape.dim] == ["batch_size", 3]
@@ -41,7 +42,7 @@ def test_each_opset_checks_and_matches_pytorch(tmp_path, opset, ir_version):
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     for rows in (1, 257):  # batch sizes 1 and many through the dynamic axis
         batch = torch.randn(rows, 4) * 2 + 3
-        (scores,) = session.run(None, {"input": batch.numpy()})
+        scores, _ = session.run(None, {"input": batch.numpy()})
         with torch.no_grad():
             expected = model(batch).numpy()
         assert scores.shape == (rows, 3)
@@ -74,6 +75,9 @@ def test_check_catches_a_model_that_differs(tmp_path):
     model = dc.Network(4, 3)
     path = str(tmp_path / "other.onnx")
     dc.export_onnx(model, path, 11, 4)
+    exported = onnx.load(path)
+    dc.add_probabilities(exported, 3)
+    onnx.save(exported, path)
     different = dc.Network(4, 3)
     rows = torch.randn(10, 4)
     with pytest.raises(dc.RunError, match="disagrees with PyTorch"):

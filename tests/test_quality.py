@@ -1,0 +1,181 @@
+"""How good the model is, honestly: the report, --metrics, imbalance, class weights, folds, probabilities."""
+import contextlib
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import blobs, dc, run_main
+
+
+@pytest.mark.parametrize("predicted, actual", [
+    ([0, 0, 1, 1, 2, 2, 0], [0, 1, 1, 1, 2, 0, 0]),
+    ([0, 0, 0, 0, 0, 0], [0, 1, 2, 0, 1, 2]),        # classes 1 and 2 are never predicted
+    ([0, 2, 2, 0], [0, 0, 2, 2]),                    # class 1 has no test rows
+    ([1, 1, 1], [0, 0, 0]),                          # class 1 predicted, never true
+])
+def test_figures_are_scikit_learns(predicted, actual):
+    from sklearn.metrics import balanced_accuracy_score, classification_report, confusion_matrix
+
+    classes = ["a", "b", "c"]
+    report = dc.class_report(torch.tensor(predicted), torch.tensor(actual), classes)
+    with quiet():
+        expected = classification_report(actual, predicted, labels=sorted(set(actual) | set(predicted)),
+                                         output_dict=True, zero_division=0)
+        balanced = balanced_accuracy_score(actual, predicted)
+    assert report["accuracy"] == pytest.approx(np.mean(np.array(predicted) == np.array(actual)))
+    assert report["balanced_accuracy"] == pytest.approx(balanced)
+    assert report["macro_f1"] == pytest.approx(expected["macro avg"]["f1-score"])
+    for number, name in enumerate(classes):
+        figures = expected.get(str(number), {"precision": 0, "recall": 0, "f1-score": 0, "support": 0})
+        assert report["per_class"][name] == {"precision": pytest.approx(figures["precision"]),
+                                             "recall": pytest.approx(figures["recall"]),
+                                             "f1": pytest.approx(figures["f1-score"]),
+                                             "support": int(figures["support"])}
+    assert report["confusion_matrix"] == confusion_matrix(actual, predicted, labels=[0, 1, 2]).tolist()
+
+
+@contextlib.contextmanager
+def quiet():
+    """scikit-learn warns about classes without rows or predictions; the figures are what is compared."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def test_the_report_follows_the_tutorials_lines_and_metrics_writes_it(tmp_path, capsys):
+    code, out, err = run_main(capsys, "--metrics", tmp_path / "metrics.json", "--no-onnx", "--output-dir", tmp_path)
+    assert code == 0, err
+    lines = out.splitlines()
+    last_species = max(number for number, line in enumerate(lines) if line.startswith("Accuracy to predict"))
+    assert lines[last_species + 2] == "class            precision  recall    F1  test rows"
+    assert lines[last_species + 3].startswith("Iris-setosa ")
+    assert lines[last_species + 6].startswith("Balanced accuracy ")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics) == {"accuracy", "balanced_accuracy", "macro_f1", "classes", "per_class", "confusion_matrix"}
+    assert metrics["classes"] == dc.IRIS_CLASSES and sum(map(sum, metrics["confusion_matrix"])) == 45
+    accuracy_line = next(line for line in lines if line.startswith("Accuracy of the model"))
+    assert int(accuracy_line.split(": ")[1].split()[0]) == int(100 * metrics["accuracy"])
+    assert sum(figures["support"] for figures in metrics["per_class"].values()) == 45
+
+
+def faults(rows=1000, seed=0):
+    """950 'ok' rows and 50 'fault' rows that differ a little."""
+    generator = np.random.default_rng(seed)
+    fault = np.arange(rows) % 20 == 0
+    values = generator.normal(0, 1, (rows, 3)) + fault[:, None] * 1.2
+    table = pd.DataFrame(values, columns=["a", "b", "c"])
+    table["state"] = np.where(fault, "fault", "ok")
+    return table
+
+
+def test_imbalance_is_flagged_and_class_weights_find_the_rare_class(tmp_path, capsys):
+    faults().to_csv(tmp_path / "faults.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "faults.csv", "--label", "state", "--no-onnx",
+                              "--metrics", tmp_path / "plain.json", "--output-dir", tmp_path / "plain")
+    assert code == 0, err
+    assert ("Note: class 'fault' has 50 rows, less than a fifth of 'ok' (950); the model may seldom predict it: "
+            "--class-weight balanced makes it count more") in out
+    plain = json.loads((tmp_path / "plain.json").read_text())
+    code, out, err = run_main(capsys, "--data", tmp_path / "faults.csv", "--label", "state", "--no-onnx",
+                              "--class-weight", "balanced", "--metrics", tmp_path / "weighted.json",
+                              "--output-dir", tmp_path / "weighted")
+    assert code == 0, err
+    weighted = json.loads((tmp_path / "weighted.json").read_text())
+    assert weighted["per_class"]["fault"]["recall"] > plain["per_class"]["fault"]["recall"]
+    assert weighted["balanced_accuracy"] > plain["balanced_accuracy"]
+
+
+def test_balanced_weights_are_scikit_learns():
+    from sklearn.utils.class_weight import compute_class_weight
+
+    targets = torch.tensor([0] * 7 + [1] * 2 + [2] * 1)
+    expected = compute_class_weight("balanced", classes=np.array([0, 1, 2]), y=targets.numpy())
+    assert dc.balanced_weights(targets, 3).tolist() == pytest.approx(expected.tolist())
+
+
+def test_weighted_validation_loss_is_the_weighted_mean_over_all_rows():
+    torch.manual_seed(0)
+    inputs, targets = torch.randn(50, 4), torch.randint(0, 3, (50,))
+    model = dc.Network(4, 3)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor([1.0, 5.0, 0.5]))
+    whole = dc.evaluate(model, dc.batch_loader(inputs, targets, 50), loss_fn, "cpu")[0]
+    batched = dc.evaluate(model, dc.batch_loader(inputs, targets, 7), loss_fn, "cpu")[0]
+    assert batched == pytest.approx(whole, rel=1e-5)
+
+
+def test_folds_hold_every_row_once_and_each_class_evenly():
+    targets = torch.tensor([0] * 10 + [1] * 7 + [2] * 13)
+    folds = dc.stratified_folds(targets, 3, 1, ["a", "b", "c"], "t.csv")
+    assert sorted(torch.cat(folds).tolist()) == list(range(30))
+    for fold in folds:
+        counts = torch.bincount(targets[fold], minlength=3).tolist()
+        assert all(abs(count - total / 3) < 1 for count, total in zip(counts, [10, 7, 13]))
+    assert [len(fold) for fold in folds] == [10, 10, 10]
+
+
+def test_cross_validation_lines_metrics_and_a_normal_model_at_the_end(tmp_path, capsys):
+    code, out, err = run_main(capsys, "--folds", 3, "--epochs", 3, "--metrics", tmp_path / "metrics.json",
+                              "--no-onnx", "--output-dir", tmp_path)
+    assert code == 0, err
+    fold_lines = [line for line in out.splitlines() if line.startswith("Fold ")]
+    assert [line.split(":")[0] for line in fold_lines] == ["Fold 1", "Fold 2", "Fold 3"]
+    assert all("(50 test rows)" in line for line in fold_lines)
+    summary = next(line for line in out.splitlines() if line.startswith("Cross-validation (3 folds):"))
+    assert "accuracy mean " in summary and "balanced accuracy mean " in summary and "macro F1 mean " in summary
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(metrics["folds"]) == 3
+    mean = np.mean([fold["accuracy"] for fold in metrics["folds"]])
+    assert metrics["cross_validation"]["accuracy"]["mean"] == pytest.approx(mean)
+    assert "Accuracy of the model based on the test set of 45 inputs is:" in out  # then the normal run
+    assert (tmp_path / "NetModel.pth").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--folds", "1"], "argument --folds: 1 is not allowed; give a whole number from 2 to 1000"),
+    (["--folds", "60"], "--folds 60 needs at least 60 rows of every class, but 'Iris-setosa' has 50"),
+    (["--class-weight", "heavy"], "argument --class-weight: invalid choice: 'heavy'"),
+    (["--metrics", "NetModel.pth/metrics.json"], "is a file; give a folder for the outputs"),
+])
+def test_bad_quality_options_are_one_error_line(trained, capsys, options, message):
+    options = [str(trained / option) if option.startswith("NetModel.pth/") else option for option in options]
+    code, _, err = run_main(capsys, *options, "--no-onnx", "--output-dir", trained)
+    assert code == 2
+    assert message in err.strip().splitlines()[-1]
+
+
+def test_predict_file_metrics_against_the_label_column(trained, capsys, iris):
+    iris.to_csv(trained / "flowers.csv", index=False)
+    code, out, err = run_main(capsys, "--predict-file", trained / "flowers.csv", "--metrics", trained / "m.json",
+                              "--output-dir", trained)
+    assert code == 0, err
+    metrics = json.loads((trained / "m.json").read_text())
+    assert sum(figures["support"] for figures in metrics["per_class"].values()) == 150
+    assert f"Accuracy against the 'Iris_Type' column: {100 * metrics['accuracy']:.1f} % of 150 rows" in out
+
+
+@pytest.mark.parametrize("opset", [7, 11, 17])
+def test_onnx_has_probabilities_beside_the_scores(tmp_path, opset):
+    import onnx
+    import onnxruntime
+
+    torch.manual_seed(opset)
+    model = dc.Network(4, 3).eval()
+    inputs = torch.randn(20, 4) * 3
+    dc.convert(model, str(tmp_path / "Network.onnx"), opset, dc.IRIS_FEATURES, dc.IRIS_CLASSES, inputs)
+    exported = onnx.load(tmp_path / "Network.onnx")
+    assert [output.name for output in exported.graph.output] == ["output", "probabilities"]
+    session = onnxruntime.InferenceSession(str(tmp_path / "Network.onnx"), providers=["CPUExecutionProvider"])
+    scores, chances = session.run(None, {"input": inputs.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(chances, torch.softmax(model(inputs), dim=1).numpy(), atol=1e-6)
+        np.testing.assert_allclose(scores, model(inputs).numpy(), atol=1e-5)
+    np.testing.assert_allclose(chances.sum(axis=1), 1, atol=1e-6)
+
+
+@pytest.fixture
+def iris():
+    return pd.read_excel(dc.DEFAULT_DATA, engine="calamine")
