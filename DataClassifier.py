@@ -1775,22 +1775,21 @@ def print_report(report):
 
 
 def imbalance_note(counts, classes, report=None, weighted=False):
-    """One line when a class is much rarer than the largest, or the model finds none of its test rows."""
-    advice = "even with --class-weight balanced" if weighted else "--class-weight balanced makes it count more"
+    """One line when a class is much rarer than the largest (counts), or the model finds none of a
+    class's test rows (report); None when neither."""
     if report is not None:
-        missed = [name for name, figures in report["per_class"].items()
-                  if figures["support"] and figures["recall"] == 0]
-        if missed:
-            return (f"Note: the model finds none of the test rows of {column_list(missed)}; "
-                    + ("even with --class-weight balanced" if weighted else
-                       "--class-weight balanced makes the rare classes count more"))
-        return None
+        missed = [name for name, figures in report["per_class"].items() if figures["support"] and not figures["recall"]]
+        if not missed:
+            return None
+        return (f"Note: the model finds none of the test rows of {column_list(missed)}; "
+                + ("even with --class-weight balanced" if weighted else
+                   "--class-weight balanced makes the rare classes count more"))
     largest, smallest = int(np.argmax(counts)), int(np.argmin(counts))
-    if counts[smallest] * 5 < counts[largest]:
-        return (f"Note: class '{classes[smallest]}' has {int(counts[smallest])} rows, less than a fifth of "
-                f"'{classes[largest]}' ({int(counts[largest])}); the model may seldom predict it"
-                + ("" if weighted else f": {advice}"))
-    return None
+    if counts[smallest] * 5 >= counts[largest]:
+        return None
+    return (f"Note: class '{classes[smallest]}' has {int(counts[smallest])} rows, less than a fifth of "
+            f"'{classes[largest]}' ({int(counts[largest])}); the model may seldom predict it"
+            + ("" if weighted else ": --class-weight balanced makes it count more"))
 
 
 def balanced_weights(targets, count):

@@ -12,6 +12,11 @@ trained on the other 70 % of the rows, with the same feature columns DataClassif
   LogReg  median imputing + scaling of numbers, one-hot of categories, LogisticRegression
   HGB     HistGradientBoostingClassifier with native categories and blanks
 Reported: accuracy and balanced accuracy on the test rows, mean over the seeds.
+
+    python bench/real_tables.py --class-weight  # the imbalanced tables, balanced accuracy only
+
+compares DataClassifier with and without `--class-weight balanced` beside the LogReg pipeline
+with `LogisticRegression(class_weight='balanced')`, on the same rows.
 """
 import argparse
 import contextlib
@@ -57,10 +62,14 @@ def balanced_accuracy(actual, predicted, classes):
     return float(np.mean(recalls))
 
 
-def dataclassifier(path, label, seed, folder):
+IMBALANCED = ["titanic", "credit", "attrition", "default", "mortgage"]
+
+
+def dataclassifier(path, label, seed, folder, options=()):
     """Train as a user would, then predict the seed's test rows with the saved model."""
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as errors:
-        status = dc.main(["--data", path, "--label", label, "--seed", str(seed), "--no-onnx", "--output-dir", folder])
+        status = dc.main(["--data", path, "--label", label, "--seed", str(seed), "--no-onnx", "--output-dir", folder,
+                          *options])
     if status != 0:
         raise SystemExit(f"DataClassifier failed on {path}: {errors.getvalue().strip()}")
     model, record = dc.load_trained(os.path.join(folder, "NetModel.pth"))
@@ -73,7 +82,7 @@ def dataclassifier(path, label, seed, folder):
     return data, np.concatenate([train_rows.numpy(), validate_rows.numpy()]), test_rows.numpy(), predicted
 
 
-def sklearn_pipelines(data, fit_rows, test_rows):
+def sklearn_pipelines(data, fit_rows, test_rows, class_weight=None):
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.impute import SimpleImputer
@@ -92,7 +101,7 @@ def sklearn_pipelines(data, fit_rows, test_rows):
                             list(range(count))),
                            ("categories", OneHotEncoder(handle_unknown="ignore"),
                             list(range(count, count + codes.shape[1])))]),
-        LogisticRegression(max_iter=5000))
+        LogisticRegression(max_iter=5000, class_weight=class_weight))
     logistic.fit(mixed[fit_rows], targets[fit_rows])
     ordinal = np.where(codes < 0, np.nan, codes).astype(np.float64)
     boosting = HistGradientBoostingClassifier(categorical_features=list(range(count, count + codes.shape[1])) or None,
@@ -105,8 +114,12 @@ def sklearn_pipelines(data, fit_rows, test_rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--tables", nargs="+", default=list(TABLES), choices=list(TABLES))
+    parser.add_argument("--tables", nargs="+", choices=list(TABLES))
+    parser.add_argument("--class-weight", action="store_true", help="the imbalanced tables, with and without weights")
     args = parser.parse_args()
+    if args.class_weight:
+        return class_weights(args.tables or IMBALANCED, args.seeds)
+    args.tables = args.tables or list(TABLES)
     print("| table | rows | what it has | DataClassifier accuracy / balanced | LogReg | HGB |")
     print("|---|---|---|---|---|---|")
     totals = {name: [] for name in ("ours", "logistic", "boosting")}
@@ -130,6 +143,30 @@ def main():
     mean = {key: tuple(statistics.mean(values) for values in zip(*rows)) for key, rows in totals.items()}
     cells = " | ".join(f"{mean[key][0]:.1f} / {mean[key][1]:.1f}" for key in ("ours", "logistic", "boosting"))
     print(f"| mean | | | {cells} |")
+
+
+def class_weights(tables, seeds):
+    print("| table | smallest class | DataClassifier | DataClassifier --class-weight balanced | "
+          "LogReg class_weight='balanced' |")
+    print("|---|---|---|---|---|")
+    for name in tables:
+        _, _, label, _ = TABLES[name]
+        path = table_file(name)
+        scores = []
+        for seed in range(1, seeds + 1):
+            row = []
+            for options in ((), ("--class-weight", "balanced")):
+                with tempfile.TemporaryDirectory() as folder:
+                    data, fit_rows, test_rows, ours = dataclassifier(path, label, seed, folder, options)
+                actual = data.targets.numpy()[test_rows]
+                row.append(100 * balanced_accuracy(actual, ours, len(data.classes)))
+            logistic, _ = sklearn_pipelines(data, fit_rows, test_rows, class_weight="balanced")
+            row.append(100 * balanced_accuracy(actual, logistic, len(data.classes)))
+            scores.append(row)
+        counts = np.bincount(data.targets.numpy())
+        share = f"{100 * counts.min() / counts.sum():.0f} % ('{data.classes[int(counts.argmin())]}')"
+        means = [statistics.mean(column) for column in zip(*scores)]
+        print(f"| {name} | {share} | {means[0]:.1f} | {means[1]:.1f} | {means[2]:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -179,3 +179,12 @@ def test_onnx_has_probabilities_beside_the_scores(tmp_path, opset):
 @pytest.fixture
 def iris():
     return pd.read_excel(dc.DEFAULT_DATA, engine="calamine")
+
+
+def test_a_class_the_model_never_finds_is_named():
+    report = dc.class_report(torch.tensor([0, 0, 0, 0]), torch.tensor([0, 0, 1, 1]), ["ok", "fault"])
+    assert dc.imbalance_note(None, ["ok", "fault"], report) == (
+        "Note: the model finds none of the test rows of 'fault'; --class-weight balanced makes the rare classes "
+        "count more")
+    assert dc.imbalance_note(None, ["ok", "fault"], report, weighted=True).endswith("even with --class-weight balanced")
+    assert dc.imbalance_note(np.array([206, 194]), ["a", "b"]) is None  # nearly even: no note
