@@ -36,7 +36,7 @@ def network_accuracy(seed, options, folder):
     args = dc.parse_args(argv)
     data = dc.load_data(args.data, args.label)
     _, _, test_rows = dc.split_data(len(data.targets), seed)
-    model = dc.load_model(checkpoint, len(data.features), len(data.classes))
+    model, _ = dc.load_trained(checkpoint)
     with torch.no_grad():
         predicted = model(data.inputs[test_rows]).argmax(dim=1)
     return 100 * (predicted == data.targets[test_rows]).float().mean().item(), data, test_rows

@@ -58,7 +58,7 @@ def dataclassifier_accuracy(path, seed, folder):
         assert dc.main(argv) == 0
     data = dc.load_data(path, "class")
     train_rows, _, test_rows = dc.split_data(len(data.targets), seed)
-    model = dc.load_model(os.path.join(folder, "NetModel.pth"), len(data.features), len(data.classes))
+    model, _ = dc.load_trained(os.path.join(folder, "NetModel.pth"))
     with torch.no_grad():
         accuracy = (model(data.inputs[test_rows]).argmax(1) == data.targets[test_rows]).float().mean().item()
     classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
