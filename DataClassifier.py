@@ -1417,15 +1417,25 @@ class OutputFiles:
 
 
 def save_model(state_dict, path):
-    """Save a plain state_dict, as the tutorial's saveModel does, but atomically.
+    """Save a plain state_dict, as the tutorial's saveModel does, but atomically."""
+    with atomic_path(path) as temporary:
+        write_model(state_dict, temporary)
 
-    Saved through memory, where torch names the archive "archive": the same weights give
-    the same bytes, whatever the file is called.
-    """
+
+def write_model(state_dict, path):
+    """torch.save through memory, where torch names the archive "archive": the same weights give the
+    same bytes, whatever the file is called."""
     buffer = io.BytesIO()
     torch.save(state_dict, buffer)
-    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+    with open(path, "wb") as file:
         file.write(buffer.getbuffer())
+
+
+def write_json(content, path):
+    """NetModel.json and --metrics: UTF-8, indented, the same bytes on every system."""
+    with open(path, "w", encoding="utf-8", newline="\n") as file:
+        json.dump(content, file, indent=2, ensure_ascii=False)
+        file.write("\n")
 
 
 def weights_fingerprint(state_dict):
@@ -1451,12 +1461,6 @@ def model_record(features, classes, label, state_dict, preprocessing=None):
     if preprocessing is not None:
         record.update(preprocessing.record())
     return record
-
-
-def save_metadata(path, record):
-    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8", newline="\n") as file:
-        json.dump(record, file, indent=2, ensure_ascii=False)
-        file.write("\n")
 
 
 IRIS_RECORD = {"features": IRIS_FEATURES, "classes": IRIS_CLASSES, "label": DEFAULT_LABEL}
@@ -1756,12 +1760,6 @@ def class_report(predicted, actual, classes):
                                  "f1": float(f1[number]), "support": int(support[number])}
                           for number, name in enumerate(classes)},
             "confusion_matrix": matrix.tolist()}
-
-
-def write_metrics(report, path):
-    with open(path, "w", encoding="utf-8", newline="\n") as file:
-        json.dump(report, file, indent=2, ensure_ascii=False)
-        file.write("\n")
 
 
 def print_report(report):
@@ -2129,7 +2127,7 @@ def predict_file(checkpoint, path, sheet, destination, record=None, staged=None,
               f"of {int(known.sum())} rows")
         if metrics:
             rows = actual >= 0
-            write_metrics(class_report(torch.from_numpy(chances.argmax(axis=1)[rows]),
+            write_json(class_report(torch.from_numpy(chances.argmax(axis=1)[rows]),
                                        torch.from_numpy(actual[rows]), classes), metrics)
     elif metrics:
         raise InputError(f"{path}: --metrics needs the label column '{label}' in the table, to compare with")
@@ -2472,7 +2470,7 @@ def train_test_convert(args, files):
     if note:
         print(note)
     if args.metrics:
-        write_metrics(dict(report, **cross_validation), files.stage(args.metrics))
+        write_json(dict(report, **cross_validation), files.stage(args.metrics))
     if not args.no_onnx:
         path = os.path.join(args.output_dir, "Network.onnx")
         convert(model, path, args.opset, features, classes, check_rows, files.stage(path), preprocessing)
@@ -2631,13 +2629,8 @@ def save_trained(trained, checkpoint, files):
     preprocessing = trained.preprocessing
     state = preprocessing.scaling.fold(trained.state)
     record = model_record(trained.features, trained.classes, trained.label, state, preprocessing)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)  # through memory: the same weights give the same bytes (see save_model)
-    with open(files.stage(checkpoint), "wb") as file:
-        file.write(buffer.getbuffer())
-    with open(files.stage(metadata_path(checkpoint)), "w", encoding="utf-8", newline="\n") as file:
-        json.dump(record, file, indent=2, ensure_ascii=False)
-        file.write("\n")
+    write_model(state, files.stage(checkpoint))
+    write_json(record, files.stage(metadata_path(checkpoint)))
     network = load_model(files.stage(checkpoint), preprocessing.width, len(trained.classes), record["weights_sha256"])
     return preprocessing.model(network)
 
