@@ -142,7 +142,7 @@ def load_data(path, label, features=None, sheet=None, drop_missing=False, classe
                          "training, validation (20 %) and test (30 %) sets are not empty")
     inputs = torch.from_numpy(numeric_matrix(table, numbers, path))
     categories = [text_codes(table[column]) for column in texts]
-    codes, names = label_codes(table[label])
+    codes, names = text_codes(table[label])
     if classes is None:
         classes = sorted_classes(names)
         if len(classes) < 2:
@@ -828,20 +828,6 @@ def numeric_matrix(table, features, path):
     return matrix
 
 
-def label_codes(column):
-    """Each row's value as an index into the column's distinct values as text (-1: empty cell).
-
-    Only the distinct values are turned into text: a whole number read as a float is
-    written '1', not '1.0', and spaces around a value do not count.
-    """
-    codes, distinct = pd.factorize(column)
-    names = [value_text(value) for value in np.asarray(distinct, dtype=object)]
-    empty = [number for number, name in enumerate(names) if name == ""]
-    if empty:
-        codes = np.where(np.isin(codes, empty), -1, codes)
-    return codes, names
-
-
 def value_text(value):
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -1003,8 +989,8 @@ class Preprocessing:
     features: the number features; fill: each one's fill value (the training rows' median);
     categorical: the categorical features; categories: for each, its values in the order of
     its one-hot columns ('' for a blank seen in training; a value never seen gets no column);
-    scaling: the number features' InputScaling; blanks: whether the training rows had blank
-    numbers (then Network.onnx fills them too).
+    scaling: the number features' InputScaling; blanks: whether the table had blank numbers
+    (then Network.onnx fills them too).
     """
 
     def __init__(self, features, fill, categorical=(), categories=(), scaling=None, blanks=False):
@@ -1027,10 +1013,9 @@ class Preprocessing:
             present = np.unique(codes[rows.numpy()])
             names = sorted(values[code] for code in present if code >= 0)
             categories.append(names + ([""] if (present < 0).any() else []))
-        preprocessing = cls(data.features, fill, data.categorical, categories, InputScaling.fit(torch.from_numpy(filled)),
-                            bool(blank.any()))
-        preprocessing.blank_counts = blank.sum(axis=0)
-        return preprocessing
+        # blanks anywhere in the table, not only in the training rows: the test rows reach Network.onnx too
+        blanks = bool(torch.isnan(data.inputs).any())
+        return cls(data.features, fill, data.categorical, categories, InputScaling.fit(torch.from_numpy(filled)), blanks)
 
     @property
     def sizes(self):
@@ -2118,7 +2103,7 @@ def predict_file(checkpoint, path, sheet, destination, record=None, staged=None,
         print(f"The input has columns named like the model's outputs, so they are written {', '.join(renamed)}")
     print(f"Wrote {len(predictions)} predictions to {destination}")
     if label in table.columns:
-        codes, names = label_codes(table[label])
+        codes, names = text_codes(table[label])
         number_of = {name: number for number, name in enumerate(classes)}
         actual = np.array([number_of.get(name, -1) for name in names] + [-1])[codes]
         known = codes >= 0  # a class the model does not know counts as wrong

@@ -188,3 +188,15 @@ def test_yes_no_and_true_false_columns_are_categories(tmp_path, capsys):
                               "--no-onnx", "--output-dir", tmp_path)
     assert code == 0, err
     assert "vip (categories: 2)" in out and "insured (categories: 2)" in out
+
+
+def test_a_blank_only_in_a_test_row_is_filled_in_network_onnx_too(tmp_path, capsys):
+    import onnx
+
+    table = pd.read_excel(dc.DEFAULT_DATA, engine="calamine")
+    _, _, test_rows = dc.split_data(len(table), 1)
+    table.loc[int(test_rows[0]), "petal width in cm"] = np.nan
+    table.to_csv(tmp_path / "iris.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "iris.csv", "--output-dir", tmp_path)
+    assert code == 0, err
+    assert [node.op_type for node in onnx.load(tmp_path / "Network.onnx").graph.node][0] == "Imputer"
