@@ -723,7 +723,7 @@ def is_dates(column):
         return True
     if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
         return False
-    sample = pd.Series(column.dropna().unique()[:200])
+    sample = pd.Series(np.asarray(column.dropna().unique()[:200], dtype=object))  # a category column's too
     if sample.empty:
         return False
     dated = sample.map(lambda value: isinstance(value, (pd.Timestamp, datetime.date, datetime.time)) or

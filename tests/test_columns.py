@@ -200,3 +200,14 @@ def test_a_blank_only_in_a_test_row_is_filled_in_network_onnx_too(tmp_path, caps
     code, out, err = run_main(capsys, "--data", tmp_path / "iris.csv", "--output-dir", tmp_path)
     assert code == 0, err
     assert [node.op_type for node in onnx.load(tmp_path / "Network.onnx").graph.node][0] == "Imputer"
+
+
+def test_a_text_column_with_one_value_is_left_out_not_a_crash(tmp_path, capsys):
+    # a CSV's text columns are read as pandas categories; one of a single value once broke the date check
+    table = passengers()
+    table["deck"] = "A"
+    table.to_csv(tmp_path / "one_value.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "one_value.csv", "--label", "survived", "--epochs", 2,
+                              "--no-onnx", "--output-dir", tmp_path)
+    assert code == 0, err
+    assert "deck: the same text in every row" in out
