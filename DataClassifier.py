@@ -778,7 +778,7 @@ def check_label_is_classes(table, label, path):
 
 
 def is_numeric_column(column):
-    """Numbers, or mostly numbers with a few text cells (which numeric_matrix then reports)."""
+    """Numbers, or mostly numbers with a few text cells (which numeric_matrix reads as blanks or refuses)."""
     if pd.api.types.is_numeric_dtype(column):
         return True
     if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
@@ -809,22 +809,36 @@ def rows_to_use(table, features, label, path, drop_missing):
 
 
 def numeric_matrix(table, features, path):
-    """The number columns as a float32 array (NaN: a blank cell); text, or values infinite in float32, are
-    refused by cell."""
+    """The number columns as a float32 array (NaN: a blank cell).
+
+    A word in a number column (a cell without digits: 'T' for a trace of rain, 'n/a', '-',
+    'rotary') stands for no number, and is read as a blank, which the model fills; the run
+    says which. A cell with digits that does not read as a number ('12,5 cm') is a mistake
+    and refused by cell, and so are values infinite in float32.
+    """
     matrix = np.empty((len(table), len(features)), dtype=np.float32)
+    words = []
     for position, column in enumerate(features):
         values = table[column]
         numbers = values if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(values, errors="coerce")
         text = numbers.isna() & values.notna()
         if text.any():
-            row = text.to_numpy().argmax()
-            raise InputError(f"{path}: column '{column}', row {table.index[row] + 2} holds "
-                             f"'{values.iloc[row]}', which is not a number; features must be numbers")
+            cells = values[text].astype(str)
+            number_like = cells.str.contains(r"\d").to_numpy()
+            if number_like.any():
+                row = int(np.flatnonzero(text.to_numpy())[number_like.argmax()])
+                raise InputError(f"{path}: column '{column}', row {table.index[row] + 2} holds "
+                                 f"'{values.iloc[row]}', which is not a number; features must be numbers")
+            shown = ", ".join(f"'{word}'" for word in cells.unique()[:3]) + (" ..." if cells.nunique() > 3 else "")
+            words.append(f"{column} {len(cells)} ({shown})")
         with np.errstate(over="ignore"):  # a number too large for float32 becomes inf, refused below
             matrix[:, position] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
         if np.isinf(matrix[:, position]).any():
             float32_values(matrix[:, position], lambda row: f"{path}: column '{column}', row {table.index[row] + 2} "
                                                             f"holds {values.iloc[row]}, which", blanks=True)
+    if words:
+        print(f"Words in number columns, read as blank cells: {', '.join(words)}; "
+              "--categorical COLUMN takes a column's values as categories instead")
     return matrix
 
 

@@ -144,6 +144,8 @@ def test_predict_file_gives_every_row_a_prediction(passenger_model, capsys):
     table.loc[0, ["age", "port", "sex"]] = [np.nan, "", ""]
     table.loc[1, "port"] = "Atlantis"
     table.loc[2, "class"] = 4
+    table["age"] = table["age"].astype(object)
+    table.loc[3, "age"] = "unknown"  # a word in a number column: a blank
     table.to_csv(folder / "new.csv", index=False)
     code, out, err = run_main(capsys, "--predict-file", folder / "new.csv", "--output-dir", folder)
     assert code == 0, err
@@ -151,6 +153,8 @@ def test_predict_file_gives_every_row_a_prediction(passenger_model, capsys):
     assert len(predictions) == 40 and set(predictions["Predicted"]) <= {"yes", "no"}
     assert "warning: 'class' holds '4', never seen in training" in err
     assert "warning: 'port' holds 'Atlantis', never seen in training" in err
+    assert "Words in number columns, read as blank cells: age 1 ('unknown')" in out
+    assert predictions.loc[3, "age"] == "unknown"  # the copy keeps the cell as the file holds it
 
 
 def test_a_text_column_with_too_many_values_cannot_be_categories(tmp_path, capsys):

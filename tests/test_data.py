@@ -143,6 +143,18 @@ def test_text_in_a_numeric_column_names_column_row_and_value(tmp_path):
         dc.load_data(str(tmp_path / "t.csv"), "kind")
 
 
+def test_words_in_a_numeric_column_are_read_as_blanks_and_said(tmp_path, capsys):
+    # 'T' (a trace of rain) and '-' stand for no number: blanks, which the model fills
+    table = blobs(rows=40).astype({"f2": object})
+    table.loc[[3, 17, 30], "f2"] = ["T", "T", "-"]
+    table.to_csv(tmp_path / "t.csv", index=False)
+    data = dc.load_data(str(tmp_path / "t.csv"), "kind")
+    assert np.isnan(data.inputs[[3, 17, 30], data.features.index("f2")].numpy()).all()
+    assert np.isfinite(np.delete(data.inputs.numpy(), [3, 17, 30], axis=0)).all()
+    assert ("Words in number columns, read as blank cells: f2 3 ('T', '-'); "
+            "--categorical COLUMN takes a column's values as categories instead") in capsys.readouterr().out
+
+
 def test_infinity_is_refused(tmp_path):
     table = blobs(rows=30)
     table.loc[0, "f0"] = np.inf
