@@ -97,14 +97,30 @@ def test_balanced_weights_are_scikit_learns():
     assert dc.balanced_weights(targets, 3).tolist() == pytest.approx(expected.tolist())
 
 
-def test_weighted_validation_loss_is_the_weighted_mean_over_all_rows():
+def test_weighted_validation_loss_is_the_same_in_any_batch_size():
     torch.manual_seed(0)
     inputs, targets = torch.randn(50, 4), torch.randint(0, 3, (50,))
     model = dc.Network(4, 3)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor([1.0, 5.0, 0.5]))
+    loss_fn = dc.ClassWeightedLoss(torch.tensor([1.0, 5.0, 0.5]))
     whole = dc.evaluate(model, dc.batch_loader(inputs, targets, 50), loss_fn, "cpu")[0]
     batched = dc.evaluate(model, dc.batch_loader(inputs, targets, 7), loss_fn, "cpu")[0]
     assert batched == pytest.approx(whole, rel=1e-5)
+
+
+def test_class_weights_count_in_batches_of_one_class_too():
+    # scikit-learn's semantics: every row's loss times its class's weight, whatever else is in its batch.
+    # (PyTorch's CrossEntropyLoss(weight=...) divides by the batch's weights, so a batch of rare rows only
+    # would count as much as a batch of common ones, and the weights would barely act.)
+    torch.manual_seed(0)
+    scores, targets = torch.randn(12, 2), torch.tensor([0] * 10 + [1] * 2)
+    weights = dc.balanced_weights(targets, 2)
+    loss_fn = dc.ClassWeightedLoss(weights)
+    rows = torch.nn.functional.cross_entropy(scores, targets, reduction="none")
+    assert loss_fn(scores, targets).item() == pytest.approx((rows * weights[targets]).mean().item())
+    rare = targets == 1
+    assert loss_fn(scores[rare], targets[rare]).item() == pytest.approx(weights[1].item() * rows[rare].mean().item())
+    by_class = sum(loss_fn(scores[targets == k], targets[targets == k]) * (targets == k).sum() for k in (0, 1)) / 12
+    assert by_class.item() == pytest.approx(loss_fn(scores, targets).item())
 
 
 def test_folds_hold_every_row_once_and_each_class_evenly():
