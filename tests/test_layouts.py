@@ -113,10 +113,10 @@ def test_header_row_by_hand_and_row_numbers_as_the_spreadsheet_shows_them(tmp_pa
     assert list(table.columns) == list(iris.columns) and len(table) == 150
     assert table.index[0] + 2 == 5 and table.index[-1] + 2 == 155  # row 75 was the blank one
     broken = iris.astype(object)
-    broken.loc[100, "sepal width in cm"] = "n/d"
+    broken.loc[100, "sepal width in cm"] = "3.0 cm"
     titled_workbook(tmp_path / "broken.xlsx", broken)
     code, _, err, _ = trained(capsys, tmp_path / "broken.xlsx")
-    assert "column 'sepal width in cm', row 106 holds 'n/d'" in err  # 4 header rows + 1 blank + 101
+    assert "column 'sepal width in cm', row 106 holds '3.0 cm'" in err  # 4 header rows + 1 blank + 101
 
 
 def test_a_header_row_beyond_the_sheet_is_an_error(tmp_path, capsys, iris):

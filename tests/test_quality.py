@@ -204,3 +204,25 @@ def test_a_class_the_model_never_finds_is_named():
         "count more")
     assert dc.imbalance_note(None, ["ok", "fault"], report, weighted=True).endswith("even with --class-weight balanced")
     assert dc.imbalance_note(np.array([206, 194]), ["a", "b"]) is None  # nearly even: no note
+
+
+@pytest.mark.parametrize("rows, train_rows, options, lr, epochs, said", [
+    (150, 75, [], 0.01, 10, False),                    # Iris: the tutorial's settings
+    (1000, 500, [], 0.01, 10, False),                  # the largest table that keeps them
+    (1309, 655, [], 0.001, 30, True),                  # 66 batches an epoch: 30 epochs at most
+    (20_000, 10_000, [], 0.001, 20, True),             # 1,000 batches: 20 epochs make 20,000 updates
+    (1_000_000, 500_000, [], 0.001, 10, True),         # at least 10
+    (20_000, 10_000, ["--batch-size", "100"], 0.001, 30, True),
+    (1309, 655, ["--lr", "0.05"], 0.05, 30, True),     # what the command line gives stays
+    (1309, 655, ["--epochs", "4"], 0.001, 4, True),
+    (1309, 655, ["--epochs", "4", "--lr", "0.01"], 0.01, 4, False),
+])
+def test_training_settings_follow_the_tables_size(capsys, rows, train_rows, options, lr, epochs, said):
+    args = dc.parse_args(options)
+    dc.training_settings(args, rows, train_rows)
+    assert (args.lr, args.epochs) == (pytest.approx(lr), epochs)
+    out = capsys.readouterr().out
+    assert (f"Training for {epochs} epochs at learning rate {lr:g}, as for any table of more than 1,000 rows "
+            f"(this one has {rows:,})" in out) is said
+    if not said:
+        assert out == ""
