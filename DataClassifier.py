@@ -141,7 +141,7 @@ def load_data(path, label, features=None, sheet=None, drop_missing=False, classe
     numbers, texts, left_out = column_roles(table, label, path, features, categorical or [])
     if classes is None:
         check_label_is_classes(table, label, path)
-    table = rows_to_use(table, numbers + texts, label, path, drop_missing)
+    table = rows_to_use(table, numbers, texts, label, drop_missing)
     if len(table) < MINIMUM_ROWS:
         raise InputError(f"{path}: {len(table)} data rows; at least {MINIMUM_ROWS} are needed so that the "
                          "training, validation (20 %) and test (30 %) sets are not empty")
@@ -796,16 +796,19 @@ def is_numeric_column(column):
     return bool(numbers[codes[known]].mean() >= 0.5)
 
 
-def rows_to_use(table, features, label, path, drop_missing):
-    """Leave out the rows whose label is blank; with drop_missing, also those with a blank feature."""
+def rows_to_use(table, numbers, texts, label, drop_missing):
+    """Leave out the rows whose label is blank; with drop_missing, also those with a blank feature
+    (a word in a number column counts as blank, see numeric_matrix)."""
     blank_label = blank_cells(table[label]).to_numpy()
     if blank_label.any():
         count = int(blank_label.sum())
         print(f"Left out {count} row{'' if count == 1 else 's'} whose '{label}' is empty "
               f"(row {spreadsheet_rows(table.index[blank_label])})")
         table = table[~blank_label]
-    if drop_missing and features:
-        blank = np.column_stack([blank_cells(table[column]).to_numpy() for column in features]).any(axis=1)
+    if drop_missing and numbers + texts:
+        blank = np.column_stack([(blank_cells(table[column]) | number_words(table[column])[1]).to_numpy()
+                                 for column in numbers] +
+                                [blank_cells(table[column]).to_numpy() for column in texts]).any(axis=1)
         if blank.any():
             count = int(blank.sum())
             print(f"Dropped {count} row{'' if count == 1 else 's'} with empty cells (--drop-missing)")
@@ -825,16 +828,14 @@ def numeric_matrix(table, features, path):
     words = []
     for position, column in enumerate(features):
         values = table[column]
-        numbers = values if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(values, errors="coerce")
-        text = numbers.isna() & values.notna()
-        if text.any():
-            cells = values[text].astype(str)
-            number_like = cells.str.contains(r"\d").to_numpy()
-            if number_like.any():
-                row = int(np.flatnonzero(text.to_numpy())[number_like.argmax()])
-                raise InputError(f"{path}: column '{column}', row {table.index[row] + 2} holds "
-                                 f"'{values.iloc[row]}', which is not a number; features must be numbers")
-            shown = ", ".join(f"'{word}'" for word in cells.unique()[:3]) + (" ..." if cells.nunique() > 3 else "")
+        numbers, word, malformed = number_words(values)
+        if malformed.any():
+            row = int(malformed.to_numpy().argmax())
+            raise InputError(f"{path}: column '{column}', row {table.index[row] + 2} holds "
+                             f"'{values.iloc[row]}', which is not a number; features must be numbers")
+        if word.any():
+            cells = values[word].astype(str)
+            shown = ", ".join(f"'{text}'" for text in cells.unique()[:3]) + (" ..." if cells.nunique() > 3 else "")
             words.append(f"{column} {len(cells)} ({shown})")
         with np.errstate(over="ignore"):  # a number too large for float32 becomes inf, refused below
             matrix[:, position] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -845,6 +846,17 @@ def numeric_matrix(table, features, path):
         print(f"Words in number columns, read as blank cells: {', '.join(words)}; "
               "--categorical COLUMN takes a column's values as categories instead")
     return matrix
+
+
+def number_words(values):
+    """A number column's cells as numbers (NaN for a blank or text), which cells are words (text
+    without a digit: read as blank) and which are malformed numbers (text with a digit)."""
+    numbers = values if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(values, errors="coerce")
+    text = numbers.isna() & values.notna()
+    digits = pd.Series(False, index=values.index)
+    if text.any():
+        digits[text] = values[text].astype(str).str.contains(r"\d").to_numpy()
+    return numbers, text & ~digits, text & digits
 
 
 def value_text(value):

@@ -153,6 +153,7 @@ def test_words_in_a_numeric_column_are_read_as_blanks_and_said(tmp_path, capsys)
     assert np.isfinite(np.delete(data.inputs.numpy(), [3, 17, 30], axis=0)).all()
     assert ("Words in number columns, read as blank cells: f2 3 ('T', '-'); "
             "--categorical COLUMN takes a column's values as categories instead") in capsys.readouterr().out
+    assert len(dc.load_data(str(tmp_path / "t.csv"), "kind", drop_missing=True).targets) == 37  # as blanks are
 
 
 def test_infinity_is_refused(tmp_path):
