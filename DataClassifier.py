@@ -783,7 +783,8 @@ def check_label_is_classes(table, label, path):
 
 
 def is_numeric_column(column):
-    """Numbers, or mostly numbers with a few text cells (which numeric_matrix reads as blanks or refuses)."""
+    """Numbers, or mostly numbers with a few text cells (which numeric_matrix reads as blanks or refuses),
+    but not a few whole numbers beside codes (see number_codes)."""
     if pd.api.types.is_numeric_dtype(column):
         return True
     if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
@@ -792,8 +793,22 @@ def is_numeric_column(column):
     known = codes >= 0
     if not known.any():
         return False
-    numbers = pd.to_numeric(pd.Series(np.asarray(distinct, dtype=object)), errors="coerce").notna().to_numpy()
-    return bool(numbers[codes[known]].mean() >= 0.5)
+    distinct = pd.Series(np.asarray(distinct, dtype=object))
+    numbers = pd.to_numeric(distinct, errors="coerce")
+    return bool(numbers.notna().to_numpy()[codes[known]].mean() >= 0.5) and not number_codes(distinct, numbers)
+
+
+MOST_NUMBER_CODES = 20  # a column of at most this many values, whole numbers and codes such as '3+', is categories
+
+
+def number_codes(distinct, numbers):
+    """Whether a column's distinct values are a few whole numbers beside text with a digit: '0, 1, 2, 3+'
+    children, quarters '1'..'4' and '1OT'. Such a column holds codes (categories), not measurements;
+    in a column of measurements, a text with a digit ('12,5 cm') is a mistake (see numeric_matrix)."""
+    text = numbers.isna()
+    if not text.any() or len(distinct) > MOST_NUMBER_CODES or (numbers[~text] % 1 != 0).any():
+        return False
+    return bool(distinct[text].astype(str).str.contains(r"\d").any())
 
 
 def rows_to_use(table, numbers, texts, label, drop_missing):

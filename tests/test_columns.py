@@ -215,3 +215,21 @@ def test_a_text_column_with_one_value_is_left_out_not_a_crash(tmp_path, capsys):
                               "--no-onnx", "--output-dir", tmp_path)
     assert code == 0, err
     assert "deck: the same text in every row" in out
+
+
+def test_a_few_whole_numbers_beside_codes_are_categories(tmp_path, capsys):
+    # children 0, 1, 2, '3+' and quarters 1..4 with '1OT' are codes; a measurement with '12,5 cm' is a mistake
+    table = passengers()
+    table["children"] = np.array(["0", "1", "2", "3+"], dtype=object)[np.arange(len(table)) % 4]
+    table["quarter"] = np.array(["1", "2", "3", "4", "1OT"], dtype=object)[np.arange(len(table)) % 5]
+    table.to_csv(tmp_path / "codes.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "codes.csv", "--label", "survived", "--epochs", 2,
+                              "--no-onnx", "--output-dir", tmp_path)
+    assert code == 0, err
+    assert "children (categories: 4)" in out and "quarter (categories: 5)" in out
+    table["age"] = table["age"].astype(object)
+    table.loc[7, "age"] = "12,5 years"
+    table.to_csv(tmp_path / "typo.csv", index=False)
+    code, _, err = run_main(capsys, "--data", tmp_path / "typo.csv", "--label", "survived", "--no-onnx",
+                            "--output-dir", tmp_path)
+    assert code == 2 and "column 'age', row 9 holds '12,5 years', which is not a number" in err
