@@ -675,9 +675,15 @@ def default_role(values, first=False):
     if is_dates(values):
         return None, "dates and times are not used as features"
     if pd.api.types.is_bool_dtype(values):
-        return "category", None
-    if is_numeric_column(values):
+        return ("category", None) if values.nunique() > 1 else (None, "the same value in every row")
+    if pd.api.types.is_numeric_dtype(values):
         return "number", None
+    share, codes, count = text_numbers(values)
+    if share >= 0.5 and not codes:
+        return "number", None
+    if share >= 0.5 and count > MOST_NUMBER_CODES:
+        return None, (f"whole numbers mixed with codes such as '{codes[0]}', {count} different values: taken as "
+                      "an identifier or a code; --categorical takes it as categories")
     distinct, filled = text_codes(values)[1], int(values.notna().sum())
     if len(distinct) <= 1:
         return None, "the same text in every row"
@@ -784,31 +790,47 @@ def check_label_is_classes(table, label, path):
 
 def is_numeric_column(column):
     """Numbers, or mostly numbers with a few text cells (which numeric_matrix reads as blanks or refuses),
-    but not a few whole numbers beside codes (see number_codes)."""
+    but not whole numbers beside codes (see number_codes)."""
     if pd.api.types.is_numeric_dtype(column):
         return True
+    share, codes, _ = text_numbers(column)
+    return share >= 0.5 and not codes
+
+
+def text_numbers(column):
+    """For a column that is not typed as numbers: the share of its filled cells that read as numbers,
+    its codes (see number_codes) and how many different values it has."""
     if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
-        return False
+        return 0.0, [], 0
     codes, distinct = pd.factorize(column)  # each distinct value looked at once
     known = codes >= 0
     if not known.any():
-        return False
+        return 0.0, [], 0
     distinct = pd.Series(np.asarray(distinct, dtype=object))
     numbers = pd.to_numeric(distinct, errors="coerce")
-    return bool(numbers.notna().to_numpy()[codes[known]].mean() >= 0.5) and not number_codes(distinct, numbers)
+    return float(numbers.notna().to_numpy()[codes[known]].mean()), number_codes(distinct, numbers), len(distinct)
 
 
-MOST_NUMBER_CODES = 20  # a column of at most this many values, whole numbers and codes such as '3+', is categories
+MOST_NUMBER_CODES = 20  # whole numbers and codes of at most this many values are categories; more: left out
 
 
 def number_codes(distinct, numbers):
-    """Whether a column's distinct values are a few whole numbers beside text with a digit: '0, 1, 2, 3+'
-    children, quarters '1'..'4' and '1OT'. Such a column holds codes (categories), not measurements;
-    in a column of measurements, a text with a digit ('12,5 cm') is a mistake (see numeric_matrix)."""
+    """The texts with a digit beside whole numbers, when a column's distinct values are only those:
+    '0, 1, 2, 3+' children, quarters '1'..'4' and '1OT', family numbers with '136A'. Such a
+    column holds codes, not measurements; in a column of measurements (decimals), or beside a
+    text that is no such code ('12,5 cm'), a text with a digit is a mistake (see numeric_matrix).
+    Returns [] for any other column."""
     text = numbers.isna()
-    if not text.any() or len(distinct) > MOST_NUMBER_CODES or (numbers[~text] % 1 != 0).any():
-        return False
-    return bool(distinct[text].astype(str).str.contains(r"\d").any())
+    if not text.any() or (numbers[~text] % 1 != 0).any():
+        return []
+    texts = distinct[text].astype(str).str.strip()
+    digits = texts[texts.str.contains(r"\d")]
+    if not digits.str.fullmatch(CODE).all():  # '12,5 years' among them: a measurement with a mistake
+        return []
+    return list(digits)
+
+
+CODE = r"[A-Za-z]*\d+[A-Za-z]*\+?"  # letters and digits: M10, 136A, 1OT, 3+
 
 
 def rows_to_use(table, numbers, texts, label, drop_missing):

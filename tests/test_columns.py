@@ -222,11 +222,17 @@ def test_a_few_whole_numbers_beside_codes_are_categories(tmp_path, capsys):
     table = passengers()
     table["children"] = np.array(["0", "1", "2", "3+"], dtype=object)[np.arange(len(table)) % 4]
     table["quarter"] = np.array(["1", "2", "3", "4", "1OT"], dtype=object)[np.arange(len(table)) % 5]
+    table["family"] = [str(number // 2) for number in range(len(table))]  # 120 families, one of them '136A'
+    table.loc[table["family"] == "7", "family"] = "136A"
+    table["crew"] = False  # a TRUE/FALSE column of one value tells nothing
     table.to_csv(tmp_path / "codes.csv", index=False)
     code, out, err = run_main(capsys, "--data", tmp_path / "codes.csv", "--label", "survived", "--epochs", 2,
                               "--no-onnx", "--output-dir", tmp_path)
     assert code == 0, err
     assert "children (categories: 4)" in out and "quarter (categories: 5)" in out
+    assert ("family: whole numbers mixed with codes such as '136A', 120 different values: taken as an identifier "
+            "or a code; --categorical takes it as categories") in out
+    assert "crew: the same value in every row" in out
     table["age"] = table["age"].astype(object)
     table.loc[7, "age"] = "12,5 years"
     table.to_csv(tmp_path / "typo.csv", index=False)
