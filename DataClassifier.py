@@ -1547,7 +1547,7 @@ def check_record(record):
 
     if not isinstance(record, dict):
         raise ValueError("it must be a JSON object")
-    texts("features", 1)
+    texts("features", 0 if record.get("categorical_features") else 1)  # none when every feature is text
     texts("classes", 2)
     if not isinstance(record.get("label", DEFAULT_LABEL), str):
         raise ValueError("'label' must be a text")

@@ -239,3 +239,22 @@ def test_a_few_whole_numbers_beside_codes_are_categories(tmp_path, capsys):
     code, _, err = run_main(capsys, "--data", tmp_path / "typo.csv", "--label", "survived", "--no-onnx",
                             "--output-dir", tmp_path)
     assert code == 2 and "column 'age', row 9 holds '12,5 years', which is not a number" in err
+
+
+def test_a_model_of_text_features_only_predicts_and_tests_again(tmp_path, capsys):
+    table = passengers()[["sex", "port", "survived"]]
+    table.to_csv(tmp_path / "text_only.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "text_only.csv", "--label", "survived", "--epochs", 3,
+                              "--output-dir", tmp_path)
+    assert code == 0, err
+    assert json.loads((tmp_path / "NetModel.json").read_text())["features"] == []
+    table.drop(columns="survived").head(7).to_csv(tmp_path / "new.csv", index=False)
+    code, out, err = run_main(capsys, "--predict-file", tmp_path / "new.csv", "--output-dir", tmp_path)
+    assert code == 0, err
+    assert len(pd.read_csv(tmp_path / "predictions.csv")) == 7
+    code, out, err = run_main(capsys, "--predict", "female", "Cherbourg", "--output-dir", tmp_path)
+    assert code == 0, err
+    assert out.splitlines()[0].split(" (")[0] in ("yes", "no")
+    code, out, err = run_main(capsys, "--skip-training", "--data", tmp_path / "text_only.csv", "--output-dir",
+                              tmp_path)
+    assert code == 0, err
