@@ -888,8 +888,10 @@ def numeric_matrix(table, features, path):
 def number_words(values):
     """A number column's cells as numbers (NaN for a blank or text), which cells are words (text
     without a digit: read as blank) and which are malformed numbers (text with a digit)."""
-    numbers = values if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(values, errors="coerce")
-    text = numbers.isna() & values.notna()
+    if pd.api.types.is_numeric_dtype(values):
+        return values, *(pd.Series(False, index=values.index),) * 2
+    numbers = pd.to_numeric(values, errors="coerce")
+    text = numbers.isna() & ~blank_cells(values)
     digits = pd.Series(False, index=values.index)
     if text.any():
         digits[text] = values[text].astype(str).str.contains(r"\d").to_numpy()
