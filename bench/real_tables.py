@@ -42,6 +42,8 @@ TABLES = {
     "vote": ("carData", "Chile", "vote", "a survey: blanks, region, sex and education as text"),
     "default": ("ISLR", "Default", "default", "3 % default, student as text"),
     "mortgage": ("AER", "HMDA", "deny", "mortgage denials, 12 %, yes/no columns"),
+    "weather": ("mosaicData", "Weather", "city", "daily weather of five cities: a date column, 'T' (trace) among "
+                                                 "the precipitation numbers, blanks"),
 }
 
 
