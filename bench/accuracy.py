@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import DataClassifier as dc  # noqa: E402
+from classifier_kit.command_line import parse_args
 
 
 def network_accuracy(seed, options, folder):
@@ -33,7 +34,7 @@ def network_accuracy(seed, options, folder):
         status = dc.main(argv)
     if status != 0:
         raise SystemExit(f"DataClassifier.py {' '.join(argv)} failed with exit code {status}")
-    args = dc.parse_args(argv)
+    args = parse_args(argv, dc.TUTORIAL)
     data = dc.load_data(args.data, args.label)
     _, _, test_rows = dc.split_data(len(data.targets), seed)
     model, _ = dc.load_trained(checkpoint)

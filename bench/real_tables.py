@@ -31,6 +31,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 import DataClassifier as dc  # noqa: E402
+from classifier_kit.prediction import probabilities
+from classifier_kit.preprocessing import Preprocessing, rows_of
 
 # name: (R package, data set, label, what it has)
 TABLES = {
@@ -79,8 +81,8 @@ def dataclassifier(path, label, seed, folder, options=()):
         data = dc.load_data(path, label, record["features"] + record.get("categorical_features", []),
                             categorical=record.get("categorical_features", []), classes=record["classes"])
     train_rows, validate_rows, test_rows = dc.split_data(len(data.targets), seed)
-    preprocessing = dc.Preprocessing.from_record(record)
-    predicted = dc.probabilities(model, preprocessing.encode(*dc.rows_of(data, test_rows))).argmax(1).numpy()
+    preprocessing = Preprocessing.from_record(record)
+    predicted = probabilities(model, preprocessing.encode(*rows_of(data, test_rows))).argmax(1).numpy()
     return data, np.concatenate([train_rows.numpy(), validate_rows.numpy()]), test_rows.numpy(), predicted
 
 

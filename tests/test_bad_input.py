@@ -14,8 +14,10 @@ import pytest
 import torch
 
 from conftest import SCRIPT, blobs, dc, run_cli, run_main, snapshot
+from classifier_kit.outputs import atomic_path
+from classifier_kit.record import IRIS_FEATURES, load_model
 
-IRIS_COLUMNS = ["#"] + dc.IRIS_FEATURES + ["Iris_Type"]
+IRIS_COLUMNS = ["#"] + IRIS_FEATURES + ["Iris_Type"]
 MARKER = "dataclassifier-pickle-ran"
 
 
@@ -253,7 +255,7 @@ def test_ctrl_c_during_training_keeps_the_best_checkpoint(tmp_path):
     last = err.strip().splitlines()[-1]
     assert last.startswith("Interrupted: training stopped; the best model so far (epoch ")
     assert last.endswith("is in ./NetModel.pth; Network.onnx and pictures were not updated")
-    assert dc.load_model(str(tmp_path / "NetModel.pth"), 4, 3) is not None
+    assert load_model(str(tmp_path / "NetModel.pth"), dc.Network(4, 3)) is not None
     assert sorted(os.listdir(tmp_path)) == ["NetModel.json", "NetModel.pth"]
 
 
@@ -274,7 +276,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
 def test_a_completed_write_replaces_the_file_whole(tmp_path):
     path = tmp_path / "predictions.csv"
     path.write_text("old")
-    with dc.atomic_path(str(path)) as temporary:
+    with atomic_path(str(path)) as temporary:
         assert os.path.dirname(temporary) == str(tmp_path)
         with open(temporary, "w") as handle:
             handle.write("new")

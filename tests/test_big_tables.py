@@ -8,6 +8,10 @@ import pytest
 import torch
 
 from conftest import dc, run_main
+import classifier_kit.pictures
+import classifier_kit.training
+from classifier_kit.pictures import import_pyplot, plot_confusion
+from classifier_kit.training import progress
 
 
 class Terminal(io.StringIO):
@@ -20,10 +24,10 @@ def loader():
 
 
 def test_progress_bar_on_a_terminal_shows_rows_per_second(monkeypatch):
-    monkeypatch.setattr(dc, "PROGRESS_DELAY", 0)
+    monkeypatch.setattr(classifier_kit.training, "PROGRESS_DELAY", 0)
     monkeypatch.setattr(sys, "stdout", Terminal())
     monkeypatch.setattr(sys, "stderr", Terminal())
-    batches = list(dc.progress(loader(), epoch=3))
+    batches = list(progress(loader(), epoch=3))
     assert len(batches) == 5
     shown = sys.stderr.getvalue()
     assert "Epoch 3:" in shown and "/500" in shown and "rows/s" in shown
@@ -31,11 +35,11 @@ def test_progress_bar_on_a_terminal_shows_rows_per_second(monkeypatch):
 
 @pytest.mark.parametrize("piped", ["stdout", "stderr"])
 def test_no_progress_bar_when_output_is_piped(monkeypatch, piped):
-    monkeypatch.setattr(dc, "PROGRESS_DELAY", 0)
+    monkeypatch.setattr(classifier_kit.training, "PROGRESS_DELAY", 0)
     monkeypatch.setattr(sys, "stdout", Terminal())
     monkeypatch.setattr(sys, "stderr", Terminal())
     monkeypatch.setattr(sys, piped, io.StringIO())
-    assert len(list(dc.progress(loader(), epoch=1))) == 5
+    assert len(list(progress(loader(), epoch=1))) == 5
     assert sys.stdout.getvalue() == "" and sys.stderr.getvalue() == ""
 
 
@@ -59,7 +63,7 @@ def test_plot_writes_training_and_confusion_pictures(tmp_path, capsys):
 
 def test_confusion_counts_by_true_and_predicted_class(tmp_path, monkeypatch):
     shown = {}
-    pyplot = dc.import_pyplot()
+    pyplot = import_pyplot()
     original = pyplot.Axes.imshow
 
     def remember(self, matrix, *args, **kwargs):
@@ -67,7 +71,7 @@ def test_confusion_counts_by_true_and_predicted_class(tmp_path, monkeypatch):
         return original(self, matrix, *args, **kwargs)
 
     monkeypatch.setattr(pyplot.Axes, "imshow", remember)
-    dc.plot_confusion(torch.tensor([0, 1, 1, 2, 0]), torch.tensor([0, 1, 2, 2, 2]), ["a", "b", "c"],
+    plot_confusion(torch.tensor([0, 1, 1, 2, 0]), torch.tensor([0, 1, 2, 2, 2]), ["a", "b", "c"],
                       str(tmp_path / "confusion.png"))
     assert shown["matrix"] == [[1, 0, 0], [0, 1, 0], [1, 1, 1]]
 

@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from conftest import dc, run_main
+from classifier_kit.onnx_export import categories_of
+from classifier_kit.preprocessing import CodedInputs, Preprocessing, rows_of
 
 
 def passengers(rows=240, seed=0):
@@ -67,7 +69,7 @@ def test_the_model_learns_from_the_text_columns(passenger_model):
 def test_coded_rows_give_the_same_scores_as_the_one_hot_row():
     torch.manual_seed(0)
     network = dc.Network(2 + 3 + 2, 3)
-    coded = dc.CodedInputs(network, 2, [3, 2])
+    coded = CodedInputs(network, 2, [3, 2])
     rows = torch.tensor([[0.5, -1.0, 2, 1], [1.5, 2.0, 0, -1], [0.0, 0.0, -1, 0]])
     one_hot = torch.tensor([[0.5, -1.0, 0, 0, 1, 0, 1], [1.5, 2.0, 1, 0, 0, 0, 0], [0.0, 0.0, 0, 0, 0, 1, 0]])
     with torch.no_grad():
@@ -78,10 +80,10 @@ def test_fill_values_and_categories_come_from_the_training_rows_only():
     data = dc.Data(None, torch.tensor([[1.0], [np.nan], [3.0], [100.0]]), torch.tensor([0, 1, 0, 1]), ["x"],
                    ["a", "b"], "y", categorical=["c"],
                    categories=[(np.array([0, 1, -1, 2], dtype=np.int32), ["red", "blue", "green"])])
-    preprocessing = dc.Preprocessing.fit(data, torch.tensor([0, 1, 2]))
+    preprocessing = Preprocessing.fit(data, torch.tensor([0, 1, 2]))
     assert preprocessing.fill.tolist() == [2.0]  # the median of 1 and 3; 100 is not a training row
     assert preprocessing.categories == [["blue", "red", ""]]  # green only in the fourth row: never seen
-    coded = preprocessing.encode(*dc.rows_of(data, torch.arange(4)))
+    coded = preprocessing.encode(*rows_of(data, torch.arange(4)))
     assert coded.tolist() == [[1.0, 1.0], [2.0, 0.0], [3.0, 2.0], [100.0, -1.0]]
     assert preprocessing.unseen(data.categories) == [("c", ["green"])]
 
@@ -107,9 +109,9 @@ def test_network_onnx_takes_the_row_as_it_comes(tmp_path, capsys, opset):
     session = onnxruntime.InferenceSession(str(tmp_path / "Network.onnx"), providers=["CPUExecutionProvider"])
     scores = session.run(["output"], {"input": numbers, "categories": texts})[0]
     model, record = dc.load_trained(str(tmp_path / "NetModel.pth"))
-    preprocessing = dc.Preprocessing.from_record(record)
+    preprocessing = Preprocessing.from_record(record)
     with torch.no_grad():
-        expected = model(preprocessing.encode(numbers, dc.categories_of(texts))).numpy()
+        expected = model(preprocessing.encode(numbers, categories_of(texts))).numpy()
     np.testing.assert_allclose(scores, expected, atol=1e-4)
     assert "Checked" in out and "with onnxruntime on 47 test rows" in out  # 45 test rows, a blank and an unseen row
 

@@ -5,6 +5,9 @@ import pytest
 import torch
 
 from conftest import blobs, dc
+from classifier_kit.columns import MINIMUM_ROWS, column_roles, identifier_reason
+from classifier_kit.errors import InputError
+from classifier_kit.record import IRIS_CLASSES, IRIS_FEATURES
 
 
 def test_bundled_iris_sheet_has_the_tutorials_layout(iris):
@@ -21,8 +24,8 @@ def test_bundled_iris_sheet_has_the_tutorials_layout(iris):
 
 def test_load_iris_gives_the_tutorials_tensors():
     data = dc.load_data(dc.DEFAULT_DATA, "Iris_Type")
-    assert data.features == dc.IRIS_FEATURES
-    assert data.classes == dc.IRIS_CLASSES
+    assert data.features == IRIS_FEATURES
+    assert data.classes == IRIS_CLASSES
     assert data.inputs.dtype == torch.float32 and tuple(data.inputs.shape) == (150, 4)
     assert data.targets.dtype == torch.int64 and data.targets.tolist() == [0] * 50 + [1] * 50 + [2] * 50
     assert data.inputs[0].tolist() == pytest.approx([5.1, 3.5, 1.4, 0.2])
@@ -55,7 +58,7 @@ def test_unknown_sheet_names_the_sheets_there_are(tmp_path):
     with pd.ExcelWriter(tmp_path / "t.xlsx") as writer:
         blobs(rows=30).to_excel(writer, sheet_name="one", index=False)
         blobs(rows=30).to_excel(writer, sheet_name="two", index=False)
-    with pytest.raises(dc.InputError, match=r"no sheet 'three'; the sheets there are: 'one', 'two'"):
+    with pytest.raises(InputError, match=r"no sheet 'three'; the sheets there are: 'one', 'two'"):
         dc.load_data(str(tmp_path / "t.xlsx"), "kind", sheet="three")
 
 
@@ -63,7 +66,7 @@ def test_column_roles_skip_label_row_number_and_identifiers_and_take_few_texts_a
     table = blobs(rows=30)
     table["city"] = ["Oslo", "Lima", "Pune"] * 10
     table["name"] = [f"person {number}" for number in range(30)]
-    assert dc.column_roles(table, "kind", "t.csv") == (
+    assert column_roles(table, "kind", "t.csv") == (
         ["f0", "f1", "f2", "f3"], ["city"],
         [("Id", "it numbers the rows"),
          ("name", "a different text in almost every row, taken as an identifier or free text")])
@@ -85,12 +88,12 @@ def test_column_roles_skip_label_row_number_and_identifiers_and_take_few_texts_a
     ("postcode", [5000, 5000, 8001, 8001, 5000], False),
 ])
 def test_identifier_column_detection(name, values, identifier):
-    assert (dc.identifier_reason(pd.Series(values, name=name)) is not None) is identifier
+    assert (identifier_reason(pd.Series(values, name=name)) is not None) is identifier
 
 
 def test_a_leading_measurement_column_is_kept_as_a_feature():
     table = blobs(rows=30).drop(columns="Id")
-    assert dc.column_roles(table, "kind", "t.csv") == (["f0", "f1", "f2", "f3"], [], [])
+    assert column_roles(table, "kind", "t.csv") == (["f0", "f1", "f2", "f3"], [], [])
 
 
 def test_explicit_features_in_their_order(tmp_path):
@@ -139,7 +142,7 @@ def test_text_in_a_numeric_column_names_column_row_and_value(tmp_path):
     table = blobs(rows=30).astype({"f2": object})
     table.loc[11, "f2"] = "12,5 cm"
     table.to_csv(tmp_path / "t.csv", index=False)
-    with pytest.raises(dc.InputError, match=r"column 'f2', row 13 holds '12,5 cm', which is not a number"):
+    with pytest.raises(InputError, match=r"column 'f2', row 13 holds '12,5 cm', which is not a number"):
         dc.load_data(str(tmp_path / "t.csv"), "kind")
 
 
@@ -160,7 +163,7 @@ def test_infinity_is_refused(tmp_path):
     table = blobs(rows=30)
     table.loc[0, "f0"] = np.inf
     table.to_csv(tmp_path / "t.csv", index=False)
-    with pytest.raises(dc.InputError, match=r"column 'f0', row 2 holds inf, which is infinite"):
+    with pytest.raises(InputError, match=r"column 'f0', row 2 holds inf, which is infinite"):
         dc.load_data(str(tmp_path / "t.csv"), "kind")
 
 
@@ -183,7 +186,7 @@ def test_split_depends_on_the_seed_only():
 
 
 def test_split_of_the_smallest_table_leaves_no_set_empty():
-    assert [len(rows) for rows in dc.split_data(dc.MINIMUM_ROWS, seed=1)] == [3, 1, 1]
+    assert [len(rows) for rows in dc.split_data(MINIMUM_ROWS, seed=1)] == [3, 1, 1]
 
 
 def test_batch_loader_yields_every_row_once_in_batches_of_the_size():

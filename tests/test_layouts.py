@@ -8,6 +8,9 @@ import pandas as pd
 import pytest
 
 from conftest import blobs, dc, run_main
+from classifier_kit.cells import number_in_text
+from classifier_kit.record import IRIS_FEATURES
+from classifier_kit.tables import Layout, read_table
 
 GERMAN = ["Nr", "Kelchblatt Länge (cm)", "Kelchblatt Breite (cm)", "Blütenblatt Länge (cm)",
           "Blütenblatt Breite (cm)", "Art"]
@@ -53,7 +56,7 @@ def test_delimited_text_as_excel_saves_it(tmp_path, capsys, iris, name, separato
     assert features_line(out) == "Input features (4): " + ", ".join(GERMAN[1:5])
     assert "Left out (1): Nr: it numbers the rows" in out
     data = dc.load_data(str(tmp_path / name), "Art")
-    np.testing.assert_array_equal(data.inputs.numpy(), iris[dc.IRIS_FEATURES].to_numpy(np.float32))
+    np.testing.assert_array_equal(data.inputs.numpy(), iris[IRIS_FEATURES].to_numpy(np.float32))
 
 
 def test_a_plain_csv_prints_nothing_about_its_layout(tmp_path, capsys, iris):
@@ -65,7 +68,7 @@ def test_a_plain_csv_prints_nothing_about_its_layout(tmp_path, capsys, iris):
 def test_separator_and_decimal_options_override_the_guess(tmp_path, capsys):
     # one ';' per row and decimal commas that look like thousands: the guess alone would misread it
     (tmp_path / "odd.csv").write_text("a;b;kind\n" + "".join(f"1,{i:03d};{i % 7},5;{'xy'[i % 2]}\n" for i in range(40)))
-    data = dc.load_data(str(tmp_path / "odd.csv"), "kind", layout=dc.Layout(";", ",", None))
+    data = dc.load_data(str(tmp_path / "odd.csv"), "kind", layout=Layout(";", ",", None))
     assert data.inputs[:3, 0].tolist() == pytest.approx([1.0, 1.001, 1.002])
     assert data.inputs[:3, 1].tolist() == [0.5, 1.5, 2.5]
 
@@ -109,7 +112,7 @@ def test_title_rows_blank_rows_and_an_empty_column_are_left_out(tmp_path, capsys
 
 def test_header_row_by_hand_and_row_numbers_as_the_spreadsheet_shows_them(tmp_path, capsys, iris):
     titled_workbook(tmp_path / "titled.xlsx", iris)
-    table = dc.read_table(str(tmp_path / "titled.xlsx"), layout=dc.Layout(header_row=4), quiet=True)
+    table = read_table(str(tmp_path / "titled.xlsx"), layout=Layout(header_row=4), quiet=True)
     assert list(table.columns) == list(iris.columns) and len(table) == 150
     assert table.index[0] + 2 == 5 and table.index[-1] + 2 == 155  # row 75 was the blank one
     broken = iris.astype(object)
@@ -204,7 +207,7 @@ def test_thousands_separators_and_percentages_are_numbers(tmp_path, capsys, styl
     ("1,2,3", ".", None), ("12 cm", ".", None), ("1.2.3", ",", None), ("2024-05-01", ".", None),
 ])
 def test_number_formats(text, decimal, number):
-    assert dc.number_in_text(text, decimal) == (pytest.approx(number) if number is not None else None)
+    assert number_in_text(text, decimal) == (pytest.approx(number) if number is not None else None)
 
 
 def test_empty_columns_alone_do_not_stop_the_run(tmp_path, capsys, iris):
@@ -283,7 +286,7 @@ def test_a_row_of_units_under_the_header_is_left_out(tmp_path, capsys, iris, nam
     code, out, err, _ = trained(capsys, path)
     assert code == 0, err
     assert "Left out row 2: it holds text (units?) above the numbers" in out.splitlines()
-    assert features_line(out) == "Input features (4): " + ", ".join(dc.IRIS_FEATURES)
+    assert features_line(out) == "Input features (4): " + ", ".join(IRIS_FEATURES)
     assert "test set of 45 inputs" in out
 
 
@@ -292,7 +295,7 @@ def test_excels_sep_line_names_the_separator(tmp_path, capsys, iris):
     code, out, err, _ = trained(capsys, tmp_path / "hint.csv")
     assert code == 0, err
     assert out.splitlines()[0] == "Read hint.csv as ';'-separated text with decimal commas"
-    assert features_line(out) == "Input features (4): " + ", ".join(dc.IRIS_FEATURES)
+    assert features_line(out) == "Input features (4): " + ", ".join(IRIS_FEATURES)
 
 
 def test_a_semicolon_file_of_whole_numbers_groups_thousands_with_dots(tmp_path):

@@ -9,6 +9,10 @@ import pytest
 import torch
 
 from conftest import dc, run_cli, run_main, snapshot
+import classifier_kit.onnx_export
+from classifier_kit.errors import RunError
+from classifier_kit.onnx_export import add_probabilities, check_onnx
+from classifier_kit.record import IRIS_CLASSES, IRIS_FEATURES
 
 
 def export(tmp_path, opset, model=None, inputs=None):
@@ -16,7 +20,7 @@ def export(tmp_path, opset, model=None, inputs=None):
     model = model or dc.Network(4, 3)
     inputs = torch.randn(20, 4) * 3 + 4 if inputs is None else inputs
     path = str(tmp_path / "Network.onnx")
-    dc.convert(model, path, opset, dc.IRIS_FEATURES, dc.IRIS_CLASSES, inputs)
+    dc.convert(model, path, opset, IRIS_FEATURES, IRIS_CLASSES, inputs)
     return path, model, inputs
 
 
@@ -53,7 +57,7 @@ def test_metadata_holds_class_and_feature_names_in_order(tmp_path):
     path, _, _ = export(tmp_path, 11)
     properties = {entry.key: entry.value for entry in onnx.load(path).metadata_props}
     assert json.loads(properties["classes"]) == ["Iris-setosa", "Iris-versicolor", "Iris-virginica"]
-    assert json.loads(properties["features"]) == dc.IRIS_FEATURES
+    assert json.loads(properties["features"]) == IRIS_FEATURES
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     assert json.loads(session.get_modelmeta().custom_metadata_map["classes"])[2] == "Iris-virginica"
 
@@ -63,10 +67,10 @@ def test_failed_check_leaves_the_earlier_file_and_no_temporary(tmp_path, monkeyp
     before = snapshot(tmp_path)
 
     def disagree(*args):
-        raise dc.RunError("the exported ONNX model disagrees with PyTorch")
+        raise RunError("the exported ONNX model disagrees with PyTorch")
 
-    monkeypatch.setattr(dc, "check_onnx", disagree)
-    with pytest.raises(dc.RunError, match="disagrees"):
+    monkeypatch.setattr(classifier_kit.onnx_export, "check_onnx", disagree)
+    with pytest.raises(RunError, match="disagrees"):
         export(tmp_path, 13)
     assert snapshot(tmp_path) == before
 
@@ -76,12 +80,12 @@ def test_check_catches_a_model_that_differs(tmp_path):
     path = str(tmp_path / "other.onnx")
     dc.export_onnx(model, path, 11, 4)
     exported = onnx.load(path)
-    dc.add_probabilities(exported, 3)
+    add_probabilities(exported, 3)
     onnx.save(exported, path)
     different = dc.Network(4, 3)
     rows = torch.randn(10, 4)
-    with pytest.raises(dc.RunError, match="disagrees with PyTorch"):
-        dc.check_onnx(path, different, rows, rows)
+    with pytest.raises(RunError, match="disagrees with PyTorch"):
+        check_onnx(path, different, rows, rows)
 
 
 def test_exporter_failure_is_a_clear_error(tmp_path, monkeypatch):
@@ -89,7 +93,7 @@ def test_exporter_failure_is_a_clear_error(tmp_path, monkeypatch):
         raise TypeError("export() got an unexpected keyword argument 'dynamo'")
 
     monkeypatch.setattr(torch.onnx, "export", gone)
-    with pytest.raises(dc.RunError, match=r"could not export opset 11 with its TorchScript-based ONNX exporter"):
+    with pytest.raises(RunError, match=r"could not export opset 11 with its TorchScript-based ONNX exporter"):
         dc.export_onnx(dc.Network(4, 3), str(tmp_path / "x.onnx"), 11, 4)
 
 

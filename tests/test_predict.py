@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from conftest import TUTORIAL_SAMPLE, blobs, dc, needs_tutorial_sample, run_cli, run_main
+from classifier_kit.prediction import probabilities
+from classifier_kit.record import IRIS_CLASSES, IRIS_FEATURES, load_metadata, load_model, weights_fingerprint
 
 
 def test_own_csv_with_five_classes_trains_and_reports_each(tmp_path, capsys):
@@ -24,7 +26,7 @@ def test_own_csv_with_five_classes_trains_and_reports_each(tmp_path, capsys):
     state = torch.load(tmp_path / "NetModel.pth", weights_only=True)
     assert metadata == {"features": ["f0", "f1", "f2", "f3"],
                         "classes": ["class_a", "class_b", "class_c", "class_d", "class_e"], "label": "kind",
-                        "weights_sha256": dc.weights_fingerprint(state), "fill": metadata["fill"],
+                        "weights_sha256": weights_fingerprint(state), "fill": metadata["fill"],
                         "blanks_in_training": False}
     assert len(metadata["fill"]) == 4
 
@@ -36,8 +38,8 @@ def test_features_on_wildly_different_scales_still_learn(tmp_path, capsys):
                               "--output-dir", tmp_path)
     assert code == 0, err
     data = dc.load_data(str(tmp_path / "scales.xlsx"), "kind")
-    model = dc.load_model(str(tmp_path / "NetModel.pth"), 6, 3)  # raw values in
-    accuracy = (dc.probabilities(model, data.inputs).argmax(1) == data.targets).float().mean().item()
+    model = load_model(str(tmp_path / "NetModel.pth"), dc.Network(6, 3))  # raw values in
+    accuracy = (probabilities(model, data.inputs).argmax(1) == data.targets).float().mean().item()
     assert accuracy > 0.9
 
 
@@ -46,7 +48,7 @@ def test_predict_one_row_prints_the_class_then_every_probability(trained, capsys
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("Iris-virginica (") and lines[0].endswith(" %)")
-    assert [line.split()[0] for line in lines[1:]] == dc.IRIS_CLASSES
+    assert [line.split()[0] for line in lines[1:]] == IRIS_CLASSES
     assert sum(float(line.split()[1]) for line in lines[1:]) == pytest.approx(100, abs=0.2)
 
 
@@ -61,9 +63,9 @@ def test_predict_file_writes_classes_and_probabilities(trained, capsys, iris):
     code, out, err = run_main(capsys, "--predict-file", trained / "flowers.csv", "--output-dir", trained)
     assert code == 0, err
     predictions = pd.read_csv(trained / "predictions.csv")
-    assert list(predictions.columns) == list(iris.columns) + ["Predicted"] + dc.IRIS_CLASSES
-    np.testing.assert_allclose(predictions[dc.IRIS_CLASSES].sum(axis=1), 1, atol=1e-5)
-    assert (predictions[dc.IRIS_CLASSES].idxmax(axis=1) == predictions["Predicted"]).all()
+    assert list(predictions.columns) == list(iris.columns) + ["Predicted"] + IRIS_CLASSES
+    np.testing.assert_allclose(predictions[IRIS_CLASSES].sum(axis=1), 1, atol=1e-5)
+    assert (predictions[IRIS_CLASSES].idxmax(axis=1) == predictions["Predicted"]).all()
     right = (predictions["Predicted"] == iris["Iris_Type"]).mean()
     assert f"Accuracy against the 'Iris_Type' column: {100 * right:.1f} % of 150 rows" in out
     assert right > 0.9
@@ -93,7 +95,7 @@ def test_tutorial_style_checkpoint_without_metadata(tmp_path, capsys):
     """A plain state_dict of a 4 -> 3 Network, as the tutorial saves it, with no JSON beside it."""
     model = dc.Network(4, 3)
     dc.save_model(model.state_dict(), str(tmp_path / "NetModel.pth"))
-    assert dc.load_metadata(str(tmp_path / "NetModel.pth")) == {
-        "features": dc.IRIS_FEATURES, "classes": dc.IRIS_CLASSES, "label": "Iris_Type"}
+    assert load_metadata(str(tmp_path / "NetModel.pth")) == {
+        "features": IRIS_FEATURES, "classes": IRIS_CLASSES, "label": "Iris_Type"}
     code, out, _ = run_main(capsys, "--predict", 1, 2, 3, 4, "--output-dir", tmp_path)
-    assert code == 0 and out.split()[0] in dc.IRIS_CLASSES
+    assert code == 0 and out.split()[0] in IRIS_CLASSES

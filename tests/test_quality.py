@@ -9,6 +9,10 @@ import pytest
 import torch
 
 from conftest import blobs, dc, run_main
+from classifier_kit.command_line import parse_args
+from classifier_kit.quality import class_report, imbalance_note, stratified_folds
+from classifier_kit.record import IRIS_CLASSES, IRIS_FEATURES
+from classifier_kit.training import ClassWeightedLoss, balanced_weights, training_settings
 
 
 @pytest.mark.parametrize("predicted, actual", [
@@ -21,7 +25,7 @@ def test_figures_are_scikit_learns(predicted, actual):
     from sklearn.metrics import balanced_accuracy_score, classification_report, confusion_matrix
 
     classes = ["a", "b", "c"]
-    report = dc.class_report(torch.tensor(predicted), torch.tensor(actual), classes)
+    report = class_report(torch.tensor(predicted), torch.tensor(actual), classes)
     with quiet():
         expected = classification_report(actual, predicted, labels=sorted(set(actual) | set(predicted)),
                                          output_dict=True, zero_division=0)
@@ -56,7 +60,7 @@ def test_the_report_follows_the_tutorials_lines_and_metrics_writes_it(tmp_path, 
     assert lines[last_species + 6].startswith("Balanced accuracy ")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics) == {"accuracy", "balanced_accuracy", "macro_f1", "classes", "per_class", "confusion_matrix"}
-    assert metrics["classes"] == dc.IRIS_CLASSES and sum(map(sum, metrics["confusion_matrix"])) == 45
+    assert metrics["classes"] == IRIS_CLASSES and sum(map(sum, metrics["confusion_matrix"])) == 45
     accuracy_line = next(line for line in lines if line.startswith("Accuracy of the model"))
     assert int(accuracy_line.split(": ")[1].split()[0]) == int(100 * metrics["accuracy"])
     assert sum(figures["support"] for figures in metrics["per_class"].values()) == 45
@@ -94,14 +98,14 @@ def test_balanced_weights_are_scikit_learns():
 
     targets = torch.tensor([0] * 7 + [1] * 2 + [2] * 1)
     expected = compute_class_weight("balanced", classes=np.array([0, 1, 2]), y=targets.numpy())
-    assert dc.balanced_weights(targets, 3).tolist() == pytest.approx(expected.tolist())
+    assert balanced_weights(targets, 3).tolist() == pytest.approx(expected.tolist())
 
 
 def test_weighted_validation_loss_is_the_same_in_any_batch_size():
     torch.manual_seed(0)
     inputs, targets = torch.randn(50, 4), torch.randint(0, 3, (50,))
     model = dc.Network(4, 3)
-    loss_fn = dc.ClassWeightedLoss(torch.tensor([1.0, 5.0, 0.5]))
+    loss_fn = ClassWeightedLoss(torch.tensor([1.0, 5.0, 0.5]))
     whole = dc.evaluate(model, dc.batch_loader(inputs, targets, 50), loss_fn, "cpu")[0]
     batched = dc.evaluate(model, dc.batch_loader(inputs, targets, 7), loss_fn, "cpu")[0]
     assert batched == pytest.approx(whole, rel=1e-5)
@@ -113,8 +117,8 @@ def test_class_weights_count_in_batches_of_one_class_too():
     # would count as much as a batch of common ones, and the weights would barely act.)
     torch.manual_seed(0)
     scores, targets = torch.randn(12, 2), torch.tensor([0] * 10 + [1] * 2)
-    weights = dc.balanced_weights(targets, 2)
-    loss_fn = dc.ClassWeightedLoss(weights)
+    weights = balanced_weights(targets, 2)
+    loss_fn = ClassWeightedLoss(weights)
     rows = torch.nn.functional.cross_entropy(scores, targets, reduction="none")
     assert loss_fn(scores, targets).item() == pytest.approx((rows * weights[targets]).mean().item())
     rare = targets == 1
@@ -125,7 +129,7 @@ def test_class_weights_count_in_batches_of_one_class_too():
 
 def test_folds_hold_every_row_once_and_each_class_evenly():
     targets = torch.tensor([0] * 10 + [1] * 7 + [2] * 13)
-    folds = dc.stratified_folds(targets, 3, 1, ["a", "b", "c"], "t.csv")
+    folds = stratified_folds(targets, 3, 1, ["a", "b", "c"], "t.csv")
     assert sorted(torch.cat(folds).tolist()) == list(range(30))
     for fold in folds:
         counts = torch.bincount(targets[fold], minlength=3).tolist()
@@ -181,7 +185,7 @@ def test_onnx_has_probabilities_beside_the_scores(tmp_path, opset):
     torch.manual_seed(opset)
     model = dc.Network(4, 3).eval()
     inputs = torch.randn(20, 4) * 3
-    dc.convert(model, str(tmp_path / "Network.onnx"), opset, dc.IRIS_FEATURES, dc.IRIS_CLASSES, inputs)
+    dc.convert(model, str(tmp_path / "Network.onnx"), opset, IRIS_FEATURES, IRIS_CLASSES, inputs)
     exported = onnx.load(tmp_path / "Network.onnx")
     assert [output.name for output in exported.graph.output] == ["output", "probabilities"]
     session = onnxruntime.InferenceSession(str(tmp_path / "Network.onnx"), providers=["CPUExecutionProvider"])
@@ -198,12 +202,12 @@ def iris():
 
 
 def test_a_class_the_model_never_finds_is_named():
-    report = dc.class_report(torch.tensor([0, 0, 0, 0]), torch.tensor([0, 0, 1, 1]), ["ok", "fault"])
-    assert dc.imbalance_note(None, ["ok", "fault"], report) == (
+    report = class_report(torch.tensor([0, 0, 0, 0]), torch.tensor([0, 0, 1, 1]), ["ok", "fault"])
+    assert imbalance_note(None, ["ok", "fault"], report) == (
         "Note: the model finds none of the test rows of 'fault'; --class-weight balanced makes the rare classes "
         "count more")
-    assert dc.imbalance_note(None, ["ok", "fault"], report, weighted=True).endswith("even with --class-weight balanced")
-    assert dc.imbalance_note(np.array([206, 194]), ["a", "b"]) is None  # nearly even: no note
+    assert imbalance_note(None, ["ok", "fault"], report, weighted=True).endswith("even with --class-weight balanced")
+    assert imbalance_note(np.array([206, 194]), ["a", "b"]) is None  # nearly even: no note
 
 
 @pytest.mark.parametrize("rows, train_rows, options, lr, epochs, said", [
@@ -218,8 +222,8 @@ def test_a_class_the_model_never_finds_is_named():
     (1309, 655, ["--epochs", "4", "--lr", "0.01"], 0.01, 4, False),
 ])
 def test_training_settings_follow_the_tables_size(capsys, rows, train_rows, options, lr, epochs, said):
-    args = dc.parse_args(options)
-    dc.training_settings(args, rows, train_rows)
+    args = parse_args(options, dc.TUTORIAL)
+    training_settings(args, rows, train_rows)
     assert (args.lr, args.epochs) == (pytest.approx(lr), epochs)
     out = capsys.readouterr().out
     assert (f"Training for {epochs} epochs at learning rate {lr:g}, as for any table of more than 1,000 rows "

@@ -9,6 +9,9 @@ import torch.nn as nn
 from torch.optim import Adam
 
 from conftest import dc
+from classifier_kit.errors import InputError
+from classifier_kit.preprocessing import InputScaling, Preprocessing
+from classifier_kit.record import IRIS_CLASSES, load_model
 
 
 def test_network_is_the_tutorials():
@@ -36,12 +39,12 @@ def test_network_relu_between_layers():
 def folded_and_trained(raw, seed=0):
     """Scores of a random network on standardized rows, and of its folded form on the raw rows."""
     torch.manual_seed(seed)
-    scaling = dc.InputScaling.fit(raw)
+    scaling = InputScaling.fit(raw)
     model = dc.Network(raw.shape[1], 3)
     folded = dc.Network(raw.shape[1], 3)
     folded.load_state_dict(scaling.fold(model.state_dict()))
     with torch.no_grad():
-        return model(scaling.standardized(raw, slice(None))), dc.Preprocessing([f'x{i}' for i in range(raw.shape[1])], np.zeros(raw.shape[1]), scaling=scaling).model(folded)(raw), scaling
+        return model(scaling.standardized(raw, slice(None))), Preprocessing([f'x{i}' for i in range(raw.shape[1])], np.zeros(raw.shape[1]), scaling=scaling).model(folded)(raw), scaling
 
 
 def test_folded_scaling_gives_the_same_scores_on_raw_values():
@@ -67,7 +70,7 @@ def test_large_offsets_keep_the_trained_networks_scores(offset):
 
 def test_statistics_are_float64_and_a_constant_column_gets_zero_weights():
     raw = torch.tensor([[1.0, 1.7e9], [3.0, 1.7e9], [2.0, 1.7e9]])
-    scaling = dc.InputScaling.fit(raw)
+    scaling = InputScaling.fit(raw)
     assert scaling.mean.tolist() == [2.0, float(np.float32(1.7e9))] and scaling.constant.tolist() == [1]
     assert scaling.standardized(raw, slice(None))[:, 1].tolist() == [0.0, 0.0, 0.0]
     folded = scaling.fold(dc.Network(2, 3).state_dict())
@@ -105,7 +108,7 @@ def test_training_stops_when_the_loss_diverges():
     train_loader, validate_loader, _ = loaders(data)
     model = dc.Network(4, 3)
     saves = []
-    with pytest.raises(dc.InputError, match="training diverged in epoch 1"):
+    with pytest.raises(InputError, match="training diverged in epoch 1"):
         dc.train(model, train_loader, validate_loader, nn.CrossEntropyLoss(),
                  Adam(model.parameters(), lr=1e30), 3, "cpu", save=lambda: saves.append(1))
     assert saves == []
@@ -144,7 +147,7 @@ def test_test_and_test_species_for_any_batch_size(batch_size, capsys):
 
 def test_test_species_with_a_class_missing_from_the_test_set(capsys):
     loader = dc.batch_loader(torch.tensor([[0.0], [2.0], [2.0]]), torch.tensor([0, 2, 2]), 2)
-    assert dc.test_species(Fixed(), loader, dc.IRIS_CLASSES, "cpu") == [100.0, None, 100.0]
+    assert dc.test_species(Fixed(), loader, IRIS_CLASSES, "cpu") == [100.0, None, 100.0]
     assert "Accuracy to predict Iris-versicolor : no rows of this class in the test set" in capsys.readouterr().out
 
 
@@ -156,4 +159,4 @@ def test_save_model_is_a_plain_state_dict_the_tutorials_network_loads(tmp_path):
     assert list(state) == ["layer1.weight", "layer1.bias", "layer2.weight", "layer2.bias",
                            "layer3.weight", "layer3.bias"]
     assert os.listdir(tmp_path) == ["NetModel.pth"]
-    assert torch.equal(dc.load_model(path, 4, 3).layer2.weight, model.layer2.weight)
+    assert torch.equal(load_model(path, dc.Network(4, 3)).layer2.weight, model.layer2.weight)

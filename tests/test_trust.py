@@ -12,6 +12,14 @@ import pytest
 import torch
 
 from conftest import SCRIPT, blobs, cli_environment, dc, run_cli, run_main, snapshot, windows_rules
+import classifier_kit.onnx_export
+import classifier_kit.pictures
+import classifier_kit.prediction
+from classifier_kit.errors import RunError
+from classifier_kit.outputs import FolderLock, LOCK_NAME
+from classifier_kit.pictures import plot_confusion
+from classifier_kit.prediction import probabilities
+from classifier_kit.record import IRIS_CLASSES, IRIS_FEATURES
 
 
 @pytest.fixture
@@ -73,14 +81,15 @@ def test_names_outside_the_windows_code_page_do_not_crash_the_output(tmp_path):
 
 # --- all or nothing -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("stage", ["load_data", "test_species", "check_onnx", "plot_confusion"])
-@pytest.mark.parametrize("failure", [dc.RunError("simulated failure"), KeyboardInterrupt()])
-def test_a_run_that_fails_or_is_interrupted_after_training_changes_nothing(results, capsys, monkeypatch, stage,
+@pytest.mark.parametrize("module, stage", [(dc, "load_data"), (dc, "test_species"), (classifier_kit.onnx_export, "check_onnx"),
+                                           (classifier_kit.pictures, "plot_confusion")])
+@pytest.mark.parametrize("failure", [RunError("simulated failure"), KeyboardInterrupt()])
+def test_a_run_that_fails_or_is_interrupted_after_training_changes_nothing(results, capsys, monkeypatch, module, stage,
                                                                           failure):
     def fail(*args, **kwargs):
         raise failure
 
-    monkeypatch.setattr(dc, stage, fail)
+    monkeypatch.setattr(module, stage, fail)
     before = snapshot(results)
     code, _, err = run_main(capsys, "--epochs", 2, "--plot", "--output-dir", results)
     assert code == (130 if isinstance(failure, KeyboardInterrupt) else 1)
@@ -108,7 +117,7 @@ def test_ctrl_c_during_training_saves_the_best_model_so_far_as_a_matching_pair(r
     changed = sorted(name for name in after if after[name] != before[name])
     assert changed == ["NetModel.json", "NetModel.pth"]
     model, record = dc.load_trained(str(results / "NetModel.pth"))  # the fingerprint matches
-    assert record["classes"] == dc.IRIS_CLASSES
+    assert record["classes"] == IRIS_CLASSES
 
 
 def test_a_closed_pipe_ends_the_run_quietly_and_changes_nothing(results):
@@ -128,7 +137,7 @@ def test_a_closed_pipe_ends_the_run_quietly_and_changes_nothing(results):
 
 
 def test_two_runs_cannot_write_into_one_folder_at_once(results, capsys):
-    lock = dc.FolderLock(str(results))
+    lock = FolderLock(str(results))
     try:
         before = snapshot(results)
         code, _, err = run_main(capsys, "--epochs", 1, "--output-dir", results)
@@ -139,7 +148,7 @@ def test_two_runs_cannot_write_into_one_folder_at_once(results, capsys):
     finally:
         lock.release()
     assert run_main(capsys, "--epochs", 1, "--no-onnx", "--output-dir", results)[0] == 0
-    assert dc.LOCK_NAME not in os.listdir(results)
+    assert LOCK_NAME not in os.listdir(results)
 
 
 def test_a_second_process_stops_while_the_first_trains(tmp_path):
@@ -268,11 +277,11 @@ def test_a_value_not_finite_in_float32_is_refused_everywhere(trained, capsys, va
 
 
 @pytest.mark.parametrize("record, problem", [
-    ({"features": dc.IRIS_FEATURES, "classes": [0, 1, 2]}, "'classes' must be a list of at least 2 non-empty texts"),
-    ({"features": [dc.IRIS_FEATURES], "classes": dc.IRIS_CLASSES}, "'features' must be a list of at least 1"),
-    ({"features": dc.IRIS_FEATURES, "classes": ["a", "a"]}, "'classes' names a value twice"),
-    ({"features": dc.IRIS_FEATURES, "classes": dc.IRIS_CLASSES, "label": 3}, "'label' must be a text"),
-    ({"features": dc.IRIS_FEATURES, "classes": dc.IRIS_CLASSES, "input_offset": [1, 2]}, "'input_offset' must be"),
+    ({"features": IRIS_FEATURES, "classes": [0, 1, 2]}, "'classes' must be a list of at least 2 non-empty texts"),
+    ({"features": [IRIS_FEATURES], "classes": IRIS_CLASSES}, "'features' must be a list of at least 1"),
+    ({"features": IRIS_FEATURES, "classes": ["a", "a"]}, "'classes' names a value twice"),
+    ({"features": IRIS_FEATURES, "classes": IRIS_CLASSES, "label": 3}, "'label' must be a text"),
+    ({"features": IRIS_FEATURES, "classes": IRIS_CLASSES, "input_offset": [1, 2]}, "'input_offset' must be"),
     ([1, 2], "it must be a JSON object"),
 ])
 def test_every_malformed_record_is_one_error_line(trained, capsys, record, problem):
@@ -333,7 +342,7 @@ def test_large_offsets_give_the_trained_networks_classes_in_checkpoint_and_onnx(
     model, _ = dc.load_trained(str(tmp_path / "NetModel.pth"))
     session = onnxruntime.InferenceSession(str(tmp_path / "Network.onnx"), providers=["CPUExecutionProvider"])
     onnx_classes = session.run(["output"], {"input": data.inputs.numpy()})[0].argmax(1)
-    torch_classes = dc.probabilities(model, data.inputs).argmax(1).numpy()
+    torch_classes = probabilities(model, data.inputs).argmax(1).numpy()
     assert np.array_equal(onnx_classes, torch_classes)
     assert (torch_classes == data.targets.numpy()).mean() > 0.75  # as without the offset: these blobs overlap
 
@@ -389,7 +398,7 @@ def test_an_internal_error_is_one_line_that_says_how_to_see_the_traceback(traine
     def broken(*args, **kwargs):
         raise ValueError("something inside broke")
 
-    monkeypatch.setattr(dc, "probabilities", broken)
+    monkeypatch.setattr(classifier_kit.prediction, "probabilities", broken)
     code, _, err = run_main(capsys, "--predict", 5.1, 3.5, 1.4, 0.2, "--output-dir", trained)
     assert code == 1
     assert last_error(err) == ("error: internal error (ValueError: something inside broke); please report it "
@@ -401,11 +410,11 @@ def test_an_internal_error_is_one_line_that_says_how_to_see_the_traceback(traine
 
 def test_a_confusion_picture_of_many_classes_is_simplified_or_skipped(tmp_path):
     actual = torch.arange(1000) % 1000
-    assert dc.plot_confusion(actual, actual, [f"c{i}" for i in range(1000)], tmp_path / "big.png") == (
+    assert plot_confusion(actual, actual, [f"c{i}" for i in range(1000)], tmp_path / "big.png") == (
         "confusion.png was not drawn: 1000 classes are more than a picture can show (400)")
     assert not os.path.exists(tmp_path / "big.png")
     actual = torch.arange(200) % 60
-    note = dc.plot_confusion(actual, actual, [f"c{i}" for i in range(60)], tmp_path / "sixty.png")
+    note = plot_confusion(actual, actual, [f"c{i}" for i in range(60)], tmp_path / "sixty.png")
     assert note.startswith("confusion.png shows 60 classes by their index, without names or counts")
     assert (tmp_path / "sixty.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -424,7 +433,7 @@ def test_converting_and_testing_leave_the_model_where_it_was(tmp_path, capsys):
     model = Watched(4, 3).eval()
     model.__dict__["moves"] = []
     inputs = torch.randn(20, 4)
-    dc.convert(model, str(tmp_path / "Network.onnx"), 11, dc.IRIS_FEATURES, dc.IRIS_CLASSES, inputs)
+    dc.convert(model, str(tmp_path / "Network.onnx"), 11, IRIS_FEATURES, IRIS_CLASSES, inputs)
     loader = dc.batch_loader(inputs, torch.zeros(20, dtype=torch.long), 8)
     dc.test(model, loader, "cpu")
     dc.predict_classes(model, loader, "cpu")

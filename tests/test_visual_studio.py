@@ -46,7 +46,7 @@ def test_every_listed_file_exists_and_the_essentials_are_listed():
     for name in files:
         assert os.path.isfile(os.path.join(ROOT, *name.split("\\"))), name
     sources = [os.path.relpath(path, ROOT).replace(os.sep, "\\")
-               for folder in ("tests", "bench", "scripts") for path in glob.glob(os.path.join(ROOT, folder, "*.py"))]
+               for folder in ("classifier_kit", "tests", "bench", "scripts") for path in glob.glob(os.path.join(ROOT, folder, "*.py"))]
     for name in ["DataClassifier.py", "Iris_dataset.xlsx", "requirements.txt", *sources]:
         assert name in files, name
 

@@ -1,0 +1,160 @@
+"""The cell rules: what a cell is (blank, number, word, category text, class text), one place for every path."""
+import math
+import re
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+
+SAMPLE_ROWS = 60        # rows looked at to find the separator, the header and the decimal mark
+
+
+def is_empty_cell(cell):
+    return cell is None or (isinstance(cell, float) and math.isnan(cell)) or (isinstance(cell, str) and not cell.strip())
+
+
+DOT_DECIMAL = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"          # 1,234.5  1234.5
+COMMA_DECIMAL = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?"        # 1.234,5  1234,5
+NUMBER_FORMATS = {decimal: re.compile(rf"^(?:{pattern})(?:[eE][+-]?\d+)?\s*%?$") if decimal == "." else
+                  re.compile(rf"^(?:{pattern})\s*%?$") for decimal, pattern in ((".", DOT_DECIMAL), (",", COMMA_DECIMAL))}
+GROUPING = re.compile(r"(?<=\d)[\s\u00a0\u202f'](?=\d{3}(?:\D|$))")  # 1 234,5  1 234.5  1'234.5
+
+
+def number_in_text(text, decimal):
+    """The number a text cell shows with this decimal mark ('1,234.5', '12,5 %', '1 234', '$1,200',
+    '(12.5)' for -12.5), or None."""
+    text = text.strip()
+    negative = text.startswith("(") and text.endswith(")")  # accounting style
+    if negative:
+        text = text[1:-1].strip()
+    text = GROUPING.sub("", CURRENCY.sub("", text))
+    if not NUMBER_FORMATS[decimal].match(text):
+        return None
+    percent = text.endswith("%")
+    text = text.rstrip("%").strip()
+    text = text.replace(",", "") if decimal == "." else text.replace(".", "").replace(",", ".")
+    number = float(text) / 100 if percent else float(text)
+    return -number if negative else number
+
+
+def detect_decimal(rows, default="."):
+    """The decimal mark the sample's numbers show: ',' for 5,1  0,125  1.234,5; '.' for 5.1  1,234.5.
+
+    '1,234' or '1.234' alone could be either; with no number that tells, the default.
+    """
+    commas = dots = 0
+    for row in rows:
+        for cell in row:
+            text = GROUPING.sub("", str(cell).strip().rstrip("%").strip())
+            if re.fullmatch(r"[+-]?\d+,\d{1,2}|[+-]?\d+,\d{4,}|[+-]?0,\d+|[+-]?\d{1,3}(?:\.\d{3})+,\d+", text):
+                commas += 1
+            elif re.fullmatch(r"[+-]?\d+\.\d{1,2}|[+-]?\d+\.\d{4,}|[+-]?0\.\d+|[+-]?\d{1,3}(?:,\d{3})+\.\d+", text):
+                dots += 1
+    if commas == dots:
+        return default
+    return "," if commas > dots else "."
+
+
+def blank_cells(column):
+    """Which cells are empty: missing, or text of nothing but spaces (each distinct value looked at once)."""
+    if isinstance(column.dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(column) \
+            or pd.api.types.is_string_dtype(column):
+        codes, distinct = pd.factorize(column)
+        spaces = np.array([isinstance(value, str) and not value.strip() for value in np.asarray(distinct, object)]
+                          + [True], dtype=bool)
+        return pd.Series(spaces[codes], index=column.index)
+    return column.isna()
+
+
+# Cells that mean "no value" in a feature column, as pandas reads them by default. A label
+# cell is empty only when it is empty: "NA" (North America) or "None" can be real classes.
+MISSING_MARKERS = ["#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                   "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+
+
+def cells_as_numbers(table, text_columns, decimal=None):
+    """Text cells that hold numbers become numbers, in every column but the text_columns (the label).
+
+    "NA", "#N/A", "null" ... become blanks, as pandas would read them; formatted numbers
+    ('1,234.5', '1.234,5', '1 234,5', '37.3%', '$1,200', '(12.5)') become numbers with the
+    decimal mark given, or the one the text cells show. A column that is mostly numbers keeps
+    its other texts, so that the run can name the cell that is not a number. Each distinct
+    text is looked at once, so a million rows of a few values cost little.
+    """
+    for column in table.columns:
+        values = table[column]
+        categorical = isinstance(values.dtype, pd.CategoricalDtype)
+        if column in text_columns or not (categorical or pd.api.types.is_object_dtype(values)
+                                          or pd.api.types.is_string_dtype(values)):
+            continue
+        codes, distinct = pd.factorize(values)
+        distinct = np.asarray(distinct, dtype=object)
+        missing = np.array([isinstance(value, str) and value.strip() in MISSING_MARKERS for value in distinct], bool)
+        texts = [value for value, marker in zip(distinct, missing) if isinstance(value, str) and not marker]
+        mark = decimal or detect_decimal([texts[:SAMPLE_ROWS * 10]])
+        numbers = np.array([cell_number(value, mark) for value in distinct], dtype=np.float64)
+        numbers[missing] = np.nan
+        parsed = np.append(numbers, np.nan)[codes]  # code -1 (an empty cell) picks the NaN at the end
+        filled = np.append(~missing, False)[codes]
+        if not filled.any():
+            table[column] = parsed
+        elif (~np.isnan(parsed[filled])).all():
+            table[column] = parsed
+        elif (~np.isnan(parsed[filled])).mean() >= 0.5:  # mostly numbers: keep the odd text to report it
+            table[column] = pd.Series(np.where(np.isnan(parsed), np.append(distinct, None)[codes], parsed),
+                                      index=table.index, dtype=object).where(filled, None)
+        elif missing.any():
+            table[column] = values.where(~np.append(missing, False)[codes], None)
+            if categorical:
+                table[column] = table[column].cat.remove_unused_categories()
+    return table
+
+
+CURRENCY = re.compile(r"^\(?\s*[$€£¥₹]\s*|\s*[$€£¥₹]\s*\)?$|^\(?\s*(?:USD|EUR|GBP|CHF)\s+|\s+(?:USD|EUR|GBP|CHF)\s*\)?$")
+
+
+def cell_number(value, decimal):
+    """A cell's number: a number as it is (not a True/False), a text by number_in_text; else NaN."""
+    if isinstance(value, bool):
+        return np.nan
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    if not isinstance(value, str):
+        return np.nan
+    number = number_in_text(value, decimal)
+    return np.nan if number is None else number
+
+
+def number_words(values):
+    """A number column's cells as numbers (NaN for a blank or text), which cells are words (text
+    without a digit: read as blank) and which are malformed numbers (text with a digit)."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values, *(pd.Series(False, index=values.index),) * 2
+    numbers = pd.to_numeric(values, errors="coerce")
+    text = numbers.isna() & ~blank_cells(values)
+    digits = pd.Series(False, index=values.index)
+    if text.any():
+        digits[text] = values[text].astype(str).str.contains(r"\d").to_numpy()
+    return numbers, text & ~digits, text & digits
+
+
+def value_text(value):
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def float32_values(values, what, blanks=False):
+    """Feature values as float32, refusing any that is not finite there (the one rule for every path).
+
+    what(position) names the value in the error. blanks: NaN is a blank cell, not refused.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        numbers = np.asarray(values, dtype=np.float64).astype(np.float32)
+    bad = np.isinf(numbers) if blanks else ~np.isfinite(numbers)
+    if bad.any():
+        raise InputError(f"{what(int(np.flatnonzero(bad)[0]))} is infinite or too large for a 32-bit float "
+                         "(the largest is 3.4e+38); features must be finite numbers")
+    return numbers

@@ -1,0 +1,233 @@
+"""The command line: options, their bounds and defaults, the mode of a run, and what each mode reads and writes."""
+import argparse
+import contextlib
+import errno
+import io
+import math
+import os
+import sys
+
+from .errors import InputError
+from .tables import Layout
+from .record import load_metadata, metadata_path
+from .training import LARGE_TABLE_EPOCHS, LARGE_TABLE_LEARNING_RATE, LARGE_TABLE_ROWS, LARGE_TABLE_UPDATES
+from .onnx_export import DEFAULT_OPSET, OPSETS
+
+
+def bounded(kind, low, high, accepted):
+    """An argparse type: a finite number from low to high (accepted: how the help and errors say it)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"'{text}' is not a {'whole ' if kind is int else ''}number; "
+                                             f"give {accepted}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not allowed; give {accepted}")
+        return value
+    return parse
+
+
+def separator(text):
+    """An argparse type: one character, or the word tab."""
+    text = "\t" if text.lower() in ("tab", "\\t") else text
+    if len(text) != 1 or text in "\r\n\"":
+        raise argparse.ArgumentTypeError(f"'{text}' is not allowed; give one character such as ',' ';' '|', or tab")
+    return text
+
+
+def opset(text):
+    if not text.isdigit() or int(text) not in OPSETS:
+        raise argparse.ArgumentTypeError(f"{text} is not supported; give an opset from {OPSETS[0]} to {OPSETS[-1]}")
+    return int(text)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """States every default: as argparse does, as the help text words it, or 'off' for a flag."""
+
+    def _get_help_string(self, action):
+        if "(default" in action.help or action.default is None:
+            return action.help
+        if action.default is False:
+            return action.help + " (default: off)"
+        return super()._get_help_string(action)
+
+
+MOST = 1_000_000_000  # epochs and batch size: far beyond any use, and within what torch's integers hold
+MOST_SEED = 2**32 - 1
+
+
+def build_parser(defaults):
+    """The options; defaults: the tutorial's settings (data, label, epochs, lr, batch_size, seed)."""
+    parser = argparse.ArgumentParser(
+        prog="DataClassifier.py",
+        description="Train the Windows ML tutorial's classifier on a spreadsheet, test it and export it to ONNX.",
+        epilog="Set DATACLASSIFIER_DEBUG=1 to see the full traceback of an internal error.",
+        formatter_class=HelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default=defaults["data"], metavar="PATH",
+                      help="the table to train on: .csv, .xlsx, .xlsm, .xls, .xlsb or .ods")
+    data.add_argument("--sheet", metavar="NAME_OR_NUMBER",
+                      help="the workbook sheet, by name or by position counting from 1 (default: the first)")
+    data.add_argument("--label", default=defaults["label"], metavar="COLUMN",
+                      help="the column to predict (a trained model's own label with --skip-training and prediction)")
+    data.add_argument("--features", nargs="+", metavar="COLUMN",
+                      help="the input columns (default: every numeric column but the label and a leading row number; "
+                           "a trained model's own with --skip-training and prediction)")
+    data.add_argument("--categorical", nargs="+", metavar="COLUMN", default=[],
+                      help="number columns to take as categories (a class 1/2/3, a postal code); text columns with "
+                           "few values are categories anyway (default: none)")
+    data.add_argument("--drop-missing", action="store_true",
+                      help="leave out rows with a blank feature cell instead of filling it inside the model")
+    data.add_argument("--separator", type=separator, metavar="CHAR",
+                      help="the separator of a text table: ',', ';', tab, '|' or another single character "
+                           "(default: detected)")
+    data.add_argument("--decimal", choices=[".", ","],
+                      help="the decimal mark of the numbers in the table (default: detected)")
+    data.add_argument("--header-row", type=bounded(int, 1, MOST, "a row number from 1, as the spreadsheet shows it"),
+                      metavar="N", help="the row that holds the column names, counting from 1 (default: detected; "
+                                        "title and blank rows above the header are left out)")
+    training = parser.add_argument_group("training")
+    training.add_argument("--epochs", type=bounded(int, 1, MOST, f"a whole number from 1 to {MOST:,}"),
+                          default=defaults["epochs"], metavar="N",
+                          help=f"passes over the training set, 1 to {MOST:,} (default: {defaults['epochs']}; on a table "
+                               f"of more than {LARGE_TABLE_ROWS:,} rows, enough for about {LARGE_TABLE_UPDATES:,} "
+                               f"batches, from {LARGE_TABLE_EPOCHS[0]} to {LARGE_TABLE_EPOCHS[1]})")
+    training.add_argument("--lr", type=bounded(float, 1e-12, 10, "a number above 0, at most 10"),
+                          default=defaults["lr"],
+                          help=f"Adam's learning rate, above 0 and at most 10 (default: {defaults['lr']:g}; on a "
+                               f"table of more than {LARGE_TABLE_ROWS:,} rows, {LARGE_TABLE_LEARNING_RATE:g})")
+    training.add_argument("--batch-size", type=bounded(int, 1, MOST, f"a whole number from 1 to {MOST:,}"),
+                          default=defaults["batch_size"], metavar="N", help=f"rows per training batch, 1 to {MOST:,}")
+    training.add_argument("--seed", type=bounded(int, 0, MOST_SEED, f"a whole number from 0 to {MOST_SEED}"),
+                          default=defaults["seed"], metavar="N",
+                          help=f"seed of the split, the initial weights and the shuffling, 0 to {MOST_SEED}; "
+                               "same seed, same numbers")
+    training.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                          help="auto takes the CUDA GPU when there is one, else the CPU")
+    training.add_argument("--class-weight", choices=["balanced"],
+                          help="weigh each class by the inverse of its share of the training rows, as scikit-learn's "
+                               "class_weight='balanced' (default: every row counts the same)")
+    training.add_argument("--folds", type=bounded(int, 2, 1000, "a whole number from 2 to 1000"), metavar="K",
+                          help="first cross-validate: K trainings, each tested on one stratified K-th of the rows; "
+                               "then train the model as without it (default: no cross-validation)")
+    training.add_argument("--skip-training", action="store_true",
+                          help="test (and convert) an existing checkpoint without training")
+    output = parser.add_argument_group("output")
+    output.add_argument("--output-dir", default=".", metavar="DIR",
+                        help="where NetModel.pth, Network.onnx, predictions.csv and pictures go")
+    output.add_argument("--checkpoint", metavar="PATH", help="the model file to write or read (default: DIR/NetModel.pth)")
+    output.add_argument("--no-onnx", action="store_true", help="do not convert the model to Network.onnx")
+    output.add_argument("--opset", type=opset, default=DEFAULT_OPSET, metavar="N",
+                        help=f"ONNX opset of Network.onnx, {OPSETS[0]} to {OPSETS[-1]} (see README for Windows versions)")
+    output.add_argument("--plot", action="store_true", help="write training.png and confusion.png")
+    output.add_argument("--metrics", metavar="PATH",
+                        help="write the test figures (accuracy, balanced accuracy, macro F1, per class, confusion "
+                             "matrix) as JSON; with --predict-file, those against the file's label column")
+    prediction = parser.add_argument_group("prediction (no training)")
+    prediction.add_argument("--predict", nargs="+", metavar="VALUE",
+                            help="print the class of one row of feature values, in the training's feature order (no training)")
+    prediction.add_argument("--predict-file", metavar="PATH",
+                            help="write DIR/predictions.csv for every row of a table with the training's feature columns "
+                                 "(no training)")
+    return parser
+
+
+def parse_args(argv, defaults):
+    """The options, with `given`: the names of those the command line set (the rest are defaults)."""
+    parser = build_parser(defaults)
+    args = parser.parse_args(argv)
+    if args.predict and args.predict_file:
+        parser.error("give --predict or --predict-file, not both")
+    for action in parser._actions:  # parsed again with no defaults, only what was given is set
+        action.default = argparse.SUPPRESS
+    args.given = set(vars(parser.parse_args(argv)))
+    if args.checkpoint is None:
+        args.checkpoint = os.path.join(args.output_dir, "NetModel.pth")
+    return args
+
+
+# Options that do nothing in a mode, named in a note when given.
+IGNORED = {
+    "--predict": ["data", "sheet", "drop_missing", "separator", "decimal", "header_row", "epochs", "lr", "batch_size",
+                  "seed", "device", "skip_training", "no_onnx", "opset", "plot", "metrics", "class_weight", "folds"],
+    "--predict-file": ["data", "drop_missing", "epochs", "lr", "batch_size", "seed", "device", "skip_training",
+                       "no_onnx", "opset", "plot", "class_weight", "folds"],
+    "--skip-training": ["epochs", "lr", "batch_size", "class_weight", "folds"],
+}
+
+
+def mode(args):
+    return "--predict" if args.predict else "--predict-file" if args.predict_file else \
+        "--skip-training" if args.skip_training else None
+
+
+def note_ignored_options(args):
+    ignored = [f"--{name.replace('_', '-')}" for name in IGNORED.get(mode(args), []) if name in args.given]
+    if ignored:
+        print(f"note: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} nothing with {mode(args)} "
+              f"({'it trains' if mode(args) == '--skip-training' else 'prediction trains'} nothing) and "
+              f"{'is' if len(ignored) == 1 else 'are'} ignored", file=sys.stderr)
+
+
+def layout_of(args):
+    return Layout(args.separator, args.decimal, args.header_row)
+
+
+def model_record_for(args):
+    """A trained model's record; the label and features given as options must agree with it."""
+    record = load_metadata(args.checkpoint)
+    if "label" in args.given and args.label != record["label"]:
+        raise InputError(f"{args.checkpoint} was trained to predict '{record['label']}', not '{args.label}'; "
+                         "leave out --label (the model's record decides), or train a new model")
+    trained_on = record["features"] + record.get("categorical_features", [])
+    if "features" in args.given and args.features != trained_on:
+        raise InputError(f"{args.checkpoint} was trained on the features {', '.join(trained_on)} "
+                         "(in this order); leave out --features (the model's record decides), or train a new model")
+    if "categorical" in args.given and args.categorical != record.get("categorical_features", []):
+        raise InputError(f"{args.checkpoint} was trained with the categorical features "
+                         f"{', '.join(record.get('categorical_features', [])) or '(none)'}; leave out --categorical "
+                         "(the model's record decides), or train a new model")
+    return record
+
+
+def planned_files(args):
+    """What the run will write and what it reads: (what, path) lists for OutputFiles."""
+    folder, checkpoint = args.output_dir, args.checkpoint
+    model_files = [("the checkpoint (--checkpoint)", checkpoint), ("the checkpoint's record", metadata_path(checkpoint))]
+    metrics = [("the metrics (--metrics)", args.metrics)] if args.metrics else []
+    if args.predict_file:
+        return ([("the predictions", os.path.join(folder, "predictions.csv"))] + metrics,
+                [("the table to predict (--predict-file)", args.predict_file)] + model_files)
+    outputs = ([] if args.skip_training else list(model_files)) + metrics
+    inputs = [("the table (--data)", args.data)] + (model_files if args.skip_training else [])
+    if not args.no_onnx:
+        outputs.append(("the ONNX model", os.path.join(folder, "Network.onnx")))
+    if args.plot:
+        outputs += [("a picture", os.path.join(folder, name)) for name in
+                    (["confusion.png"] if args.skip_training else ["training.png", "confusion.png"])]
+    return outputs, inputs
+
+
+def console_safe_output():
+    """Never fail on a column or class name the console cannot show.
+
+    Python on Windows writes to a pipe or file in the ANSI code page (Windows-1252 on
+    most Western installs): '温度' or '✓' cannot be encoded there. Such characters are
+    written as \\uXXXX escapes instead of ending the run.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def output_closed(error):
+    """Whether an error is the standard output's reader going away (`| head`)."""
+    return isinstance(error, BrokenPipeError) or (
+        os.name == "nt" and isinstance(error, OSError) and error.errno == errno.EINVAL and error.filename is None)
+
+
+def silence_stdout():
+    """Point standard output at nothing, so that Python's final flush does not fail on a closed pipe."""
+    with contextlib.suppress(AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,0 +1,178 @@
+"""Network.onnx beyond the bare network: the preprocessing in front of it, the probabilities output, and the onnxruntime check."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .errors import RunError, first_line
+from .columns import text_codes
+
+
+OPSETS = range(7, 18)  # 7: Windows 10 1809's in-box Windows ML; 17: the newest the TorchScript exporter writes
+DEFAULT_OPSET = 11
+CHECK_ROWS = 1000      # the exported file is checked against PyTorch on at most this many test rows
+TOLERANCE = 1e-4
+
+
+def complete_and_check(path, model, features, classes, check_inputs, preprocessing=None):
+    """Make the exported bare network at `path` the file an app loads, and check it against PyTorch.
+
+    Adds the `probabilities` output and the model's classes and features as metadata; with a
+    Preprocessing that is not plain, its steps go in front of the network (onnx_preprocessing),
+    so that the file takes the row as it comes. check_inputs: raw test rows, a tensor of
+    numbers, or (numbers with NaN for blanks, texts) as raw_rows gives. Returns the rows
+    checked and the largest score difference.
+    """
+    import onnx
+
+    numbers, texts = check_inputs if isinstance(check_inputs, tuple) else (check_inputs, None)
+    plain = preprocessing is None or preprocessing.plain
+    exported = onnx.load(path)
+    add_probabilities(exported, len(classes))
+    properties = {"classes": json.dumps(classes), "features": json.dumps(features)}
+    if not plain:
+        onnx_preprocessing(exported, preprocessing)
+        numbers, texts = with_blank_and_unseen_rows(numbers, texts, preprocessing)
+        if preprocessing.categorical:
+            properties["categorical_features"] = json.dumps(preprocessing.categorical)
+            properties["categories"] = json.dumps(preprocessing.categories)
+    onnx.helper.set_model_props(exported, properties)
+    onnx.save(exported, path)
+    reference = numbers if plain else preprocessing.encode(numbers, categories_of(texts))
+    return len(numbers), check_onnx(path, model, reference, numbers, None if plain else texts)
+
+
+def add_probabilities(exported, class_count):
+    """A second output `probabilities`, float32 [batch_size, classes]: the softmax of `output`.
+
+    `output` stays first and as it was, so that the tutorial's app, which reads the first
+    output, keeps working.
+    """
+    from onnx import TensorProto, helper
+
+    exported.graph.node.append(helper.make_node("Softmax", ["output"], ["probabilities"], axis=1))
+    exported.graph.output.append(helper.make_tensor_value_info("probabilities", TensorProto.FLOAT,
+                                                               ["batch_size", class_count]))
+
+
+def onnx_preprocessing(exported, preprocessing):
+    """Put the Preprocessing in front of the exported network, as ai.onnx.ml opset 1 nodes.
+
+    Inputs: `input` float [batch_size, number features] (NaN: blank) and, with categorical
+    features, `categories` string [batch_size, categorical features] ('': blank). Imputer
+    fills the blanks, Sub takes away the offset, and per categorical feature a Gather and a
+    OneHotEncoder (a value never seen: all zeros) make its one-hot columns; Concat joins them
+    into the network's input. Windows ML reads these operators since Windows 10 1809.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = exported.graph
+    for node in graph.node:  # the network now reads the encoded row
+        node.input[:] = ["encoded" if name == "input" else name for name in node.input]
+    count, parts, nodes, constants = len(preprocessing.features), [], [], []
+    inputs = [graph.input[number] for number in range(len(graph.input)) if graph.input[number].name != "input"]
+    new_inputs = []
+    if count:
+        new_inputs.append(helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch_size", count]))
+        nodes.append(helper.make_node("Imputer", ["input"], ["filled"], domain="ai.onnx.ml",
+                                      imputed_value_floats=[float(value) for value in preprocessing.fill],
+                                      replaced_value_float=math.nan))
+        parts.append("filled")
+        if preprocessing.offset is not None:
+            constants.append(numpy_helper.from_array(preprocessing.offset.astype(np.float32), "input_offset"))
+            nodes.append(helper.make_node("Sub", ["filled", "input_offset"], ["centred"]))
+            parts[-1] = "centred"
+    if preprocessing.categorical:
+        new_inputs.append(helper.make_tensor_value_info("categories", TensorProto.STRING,
+                                                        ["batch_size", len(preprocessing.categorical)]))
+    for position, values in enumerate(preprocessing.categories):
+        constants += [numpy_helper.from_array(np.array([position], np.int64), f"category_column_{position}"),
+                      numpy_helper.from_array(np.array([-1, len(values)], np.int64), f"one_hot_shape_{position}")]
+        nodes += [helper.make_node("Gather", ["categories", f"category_column_{position}"], [f"category_{position}"],
+                                   axis=1),
+                  helper.make_node("OneHotEncoder", [f"category_{position}"], [f"one_hot_3d_{position}"],
+                                   domain="ai.onnx.ml", cats_strings=values, zeros=1),
+                  helper.make_node("Reshape", [f"one_hot_3d_{position}", f"one_hot_shape_{position}"],
+                                   [f"one_hot_{position}"])]
+        parts.append(f"one_hot_{position}")
+    nodes.append(helper.make_node("Concat", parts, ["encoded"], axis=1))
+    if exported.ir_version < 4:  # IR version 3 (opset 7) lists every initializer among the inputs
+        new_inputs += [helper.make_tensor_value_info(constant.name, constant.data_type, list(constant.dims))
+                       for constant in constants]
+    del graph.input[:]
+    graph.input.extend(new_inputs + inputs)
+    graph.initializer.extend(constants)
+    network_nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes + network_nodes)
+    exported.opset_import.append(onnx.helper.make_opsetid("ai.onnx.ml", 1))
+
+
+def categories_of(texts):
+    """Per column of a [rows, categorical features] array of texts, (codes, values) as Data holds them."""
+    if texts is None:
+        return []
+    return [text_codes(pd.Series(texts[:, position], dtype=object)) for position in range(texts.shape[1])]
+
+
+def with_blank_and_unseen_rows(numbers, texts, preprocessing):
+    """The check rows, then a row of blanks and a row of texts never seen, so that the check covers both."""
+    extra = torch.full((2, numbers.shape[1]), math.nan)
+    if len(numbers):
+        extra[1] = numbers[0]
+    count = len(preprocessing.categorical)
+    unusual = np.array([""] * count + ["\u2400 never seen"] * count, dtype=object).reshape(2, count)
+    texts = np.empty((len(numbers), count), dtype=object) if texts is None else texts
+    return torch.cat([numbers, extra]), np.concatenate([texts, unusual])
+
+
+def check_onnx(path, model, reference, numbers, texts=None):
+    """Run the ONNX checker, then onnxruntime on the raw rows (numbers, texts): scores within 1e-4 of
+    PyTorch's on the coded rows (reference), same classes."""
+    import onnx
+    import onnxruntime
+
+    def feed(rows):
+        inputs = {"input": numbers[rows].numpy()} if numbers.shape[1] or texts is None else {}
+        if texts is not None and texts.shape[1]:
+            inputs["categories"] = texts[rows]
+        return inputs
+
+    try:
+        onnx.checker.check_model(onnx.load(path), full_check=True)
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        first, rest = session.run(None, feed(slice(0, 1))), session.run(None, feed(slice(1, None)))
+        onnx_scores, onnx_chances = (np.concatenate([first[number], rest[number]]) for number in range(2))
+    except Exception as error:
+        raise RunError(f"the exported ONNX model failed its check: {first_line(error)}") from None
+    with torch.no_grad():
+        torch_scores = model(reference)
+        torch_chances = F.softmax(torch_scores, dim=1).numpy()
+        torch_scores = torch_scores.numpy()
+    largest, same_classes = compare_scores(torch_scores, onnx_scores)
+    largest = max(largest, float(np.abs(onnx_chances - torch_chances).max()) if len(onnx_chances) else 0.0)
+    if not largest <= TOLERANCE or not same_classes:
+        raise RunError(f"the exported ONNX model disagrees with PyTorch (largest difference {largest:.1e}, "
+                       f"allowed {TOLERANCE:.0e}); Network.onnx was not written")
+    return largest
+
+
+def compare_scores(expected, scores):
+    """Largest relative score difference, and whether the classes agree on every row.
+
+    A row whose two best expected scores are within TOLERANCE of each other is a tie that
+    rounding may break either way; it does not count against the classes.
+    """
+    expected, scores = np.asarray(expected, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+    difference = np.abs(scores - expected) / np.maximum(1.0, np.abs(expected))
+    largest = float(difference.max()) if difference.size else 0.0
+    if not np.isfinite(scores).all():
+        return math.inf, False
+    top_two = np.sort(expected, axis=1)[:, -2:] if expected.shape[1] > 1 else np.zeros((len(expected), 2))
+    tie = (top_two[:, 1] - top_two[:, 0]) <= TOLERANCE * np.maximum(1.0, np.abs(top_two[:, 1]))
+    same = (expected.argmax(axis=1) == scores.argmax(axis=1)) | tie
+    return largest, bool(same.all())

@@ -1,0 +1,240 @@
+"""What training learns about the columns (fill values, categories, scaling) and applies the same way everywhere after."""
+import math
+import warnings
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+class InputScaling:
+    """The scaling of the number features that training learns (part of Preprocessing).
+
+    The network trains on each feature standardized with the training rows' mean and
+    standard deviation, computed in float64 (a float32 mean of a column near 1.7e9 is off by
+    hundreds). The saved model takes raw values: the scaling is folded into layer1. Folding
+    is exact on paper but not in float32 when a column sits far from zero for its spread
+    (a time stamp, a value near 1e7): W'x and b' then cancel in large numbers. Such a column
+    gets an offset, subtracted from the raw value before the network (in NetModel.json, and
+    as a Sub node in Network.onnx). A constant column gets zero weights: it cannot help.
+    """
+
+    OFFSET_RATIO = 100  # a column whose mean is more than this many standard deviations from zero gets an offset
+
+    def __init__(self, mean, std, offset=None):
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.std = np.asarray(std, dtype=np.float64)
+        self.offset = None if offset is None else np.asarray(offset, dtype=np.float32)
+
+    @classmethod
+    def fit(cls, inputs):
+        values = inputs.numpy()
+        columns = [values[:, position].astype(np.float64) for position in range(values.shape[1])]  # one at a time
+        mean = np.array([column.mean() if len(column) else 0.0 for column in columns])
+        std = np.array([column.std() if len(column) else 0.0 for column in columns])
+        del columns
+        std = np.where(std > 0, std, 0.0)
+        offset = np.where(np.abs(mean) > cls.OFFSET_RATIO * std, mean, 0.0).astype(np.float32)
+        offset[std == 0] = 0  # a constant column's weights are zero: no offset needed
+        return cls(mean, std, offset if offset.any() else None)
+
+    @property
+    def constant(self):
+        """Positions of the columns that hold a single value in the training rows."""
+        return np.flatnonzero(self.std == 0)
+
+    def standardized(self, inputs, rows):
+        """The given rows, standardized for training (a constant column becomes 0).
+
+        Only the first len(mean) columns are numbers; category codes after them stay as they are.
+        """
+        scale = np.where(self.std > 0, self.std, 1.0)
+        values = inputs[rows].numpy().copy()
+        for position in range(len(self.mean)):  # in float64, a column at a time
+            values[:, position] = (values[:, position].astype(np.float64) - self.mean[position]) / scale[position]
+        return torch.from_numpy(values)
+
+    def fold(self, state_dict):
+        """The trained network's weights for raw numbers (minus the offset): W' = W / std, b' = b - W' (mean - offset).
+
+        Only the number features' columns of layer1 change; the categories' one-hot columns
+        come after them and are not scaled.
+        """
+        state = {name: tensor.detach().to("cpu").clone() for name, tensor in state_dict.items()}
+        count = len(self.mean)
+        full = state["layer1.weight"].numpy().astype(np.float64)
+        weight = np.where(self.std > 0, full[:, :count] / np.where(self.std > 0, self.std, 1.0), 0.0)
+        centre = self.mean - (0.0 if self.offset is None else self.offset.astype(np.float64))
+        bias = state["layer1.bias"].numpy().astype(np.float64) - weight @ np.where(self.std > 0, centre, 0.0)
+        full[:, :count] = weight
+        state["layer1.weight"] = torch.from_numpy(full.astype(np.float32))
+        state["layer1.bias"] = torch.from_numpy(bias.astype(np.float32))
+        return state
+
+
+class Preprocessing:
+    """Everything learned from the training rows, in one place: fill values, categories and scaling.
+
+    fit() learns it on the training rows only; encode() turns raw rows into the network's
+    coded inputs (numbers with blanks filled, then one category number per categorical
+    feature); the record (NetModel.json) holds it and from_record() brings it back;
+    onnx_prefix() writes the same steps as ONNX nodes. Training, testing, prediction and the
+    export all go through this one object.
+
+    features: the number features; fill: each one's fill value (the training rows' median);
+    categorical: the categorical features; categories: for each, its values in the order of
+    its one-hot columns ('' for a blank seen in training; a value never seen gets no column);
+    scaling: the number features' InputScaling; blanks: whether the table had blank numbers
+    (then Network.onnx fills them too).
+    """
+
+    def __init__(self, features, fill, categorical=(), categories=(), scaling=None, blanks=False):
+        self.features, self.fill = list(features), np.asarray(fill, dtype=np.float64)
+        self.categorical, self.categories = list(categorical), [list(values) for values in categories]
+        self.scaling, self.blanks = scaling, blanks
+
+    @classmethod
+    def fit(cls, data, rows):
+        numbers = data.inputs[rows].numpy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a column blank in every training row
+            fill = np.array([np.nanmedian(numbers[:, position]) if len(numbers) else np.nan
+                             for position in range(numbers.shape[1])], dtype=np.float64)
+        fill = np.where(np.isnan(fill), 0.0, fill)
+        blank = np.isnan(numbers)
+        filled = np.where(blank, fill.astype(np.float32), numbers)
+        categories = []
+        for codes, values in data.categories:
+            present = np.unique(codes[rows.numpy()])
+            names = sorted(values[code] for code in present if code >= 0)
+            categories.append(names + ([""] if (present < 0).any() else []))
+        # blanks anywhere in the table, not only in the training rows: the test rows reach Network.onnx too
+        blanks = bool(torch.isnan(data.inputs).any())
+        return cls(data.features, fill, data.categorical, categories, InputScaling.fit(torch.from_numpy(filled)), blanks)
+
+    @property
+    def sizes(self):
+        return [len(values) for values in self.categories]
+
+    @property
+    def width(self):
+        """The network's input size: the number features, then each category's one-hot column."""
+        return len(self.features) + sum(self.sizes)
+
+    @property
+    def offset(self):
+        return None if self.scaling is None else self.scaling.offset
+
+    @property
+    def plain(self):
+        """A model of numbers only, trained without blanks: Network.onnx is the tutorial's graph alone."""
+        return not self.categorical and not self.blanks and self.offset is None
+
+    def encode(self, numbers, categories=()):
+        """Coded inputs: numbers [rows, features] (NaN: blank) filled, then each categorical feature's
+        category number (-1: a value the model has never seen). categories: per categorical feature,
+        (codes, values) as Data holds them."""
+        numbers = numbers.numpy() if isinstance(numbers, torch.Tensor) else np.asarray(numbers, dtype=np.float32)
+        coded = np.empty((len(numbers), self.width - sum(self.sizes) + len(self.categorical)), dtype=np.float32)
+        count = len(self.features)
+        coded[:, :count] = np.where(np.isnan(numbers), self.fill.astype(np.float32), numbers)
+        for position, ((codes, values), known) in enumerate(zip(categories, self.categories)):
+            number_of = {value: number for number, value in enumerate(known)}
+            lookup = np.array([number_of.get(value, -1) for value in values] + [number_of.get("", -1)], np.float32)
+            coded[:, count + position] = lookup[codes]  # code -1 (a blank) picks the last: '' or unseen
+        return torch.from_numpy(coded)
+
+    def unseen(self, categories):
+        """Per categorical feature, the values in `categories` the model has never seen."""
+        found = []
+        for column, (codes, values), known in zip(self.categorical, categories, self.categories):
+            used = set(np.unique(codes[codes >= 0]).tolist())
+            new = [values[code] for code in sorted(used) if values[code] not in known]
+            if new:
+                found.append((column, new))
+        return found
+
+    def record(self):
+        """What NetModel.json keeps of it."""
+        record = {"fill": [float(str(np.float32(value))) for value in self.fill],  # as float32 holds them: 5.8
+                  "blanks_in_training": self.blanks}
+        if self.categorical:
+            record["categorical_features"] = self.categorical
+            record["categories"] = self.categories
+        if self.offset is not None:
+            record["input_offset"] = [float(value) for value in self.offset]
+        return record
+
+    @classmethod
+    def from_record(cls, record):
+        features = record["features"]
+        scaling = InputScaling(np.zeros(len(features)), np.ones(len(features)), record.get("input_offset"))
+        return cls(features, record.get("fill", [math.nan] * len(features)), record.get("categorical_features", []),
+                   record.get("categories", []), scaling, record.get("blanks_in_training", False))
+
+    def model(self, network):
+        """The saved network as it takes coded rows: itself, or behind the offset and the category lookup."""
+        return network if not self.categorical and self.offset is None else \
+            CodedInputs(network, len(self.features), self.sizes, self.offset)
+
+
+class CodedInputs(nn.Module):
+    """The tutorial's Network fed coded rows: numbers, then one category number per categorical feature.
+
+    Each batch's one-hot columns are made here from the category numbers (a number -1, a
+    value never seen, sets none of them), so that a big table is held as a few numbers a
+    row, not as hundreds of mostly-zero columns. The numbers first lose their offset (see
+    InputScaling).
+    """
+
+    def __init__(self, network, number_count, sizes, offset=None):
+        super().__init__()
+        self.network, self.number_count, self.one_hot_count = network, number_count, int(sum(sizes))
+        self.register_buffer("starts", torch.tensor(np.cumsum([0] + list(sizes[:-1])), dtype=torch.long)
+                             if sizes else torch.zeros(0, dtype=torch.long))
+        self.register_buffer("sizes", torch.tensor(list(sizes), dtype=torch.long))
+        self.register_buffer("offset", torch.zeros(number_count) if offset is None
+                             else torch.as_tensor(offset, dtype=torch.float32))
+
+    def forward(self, x):
+        numbers = x[:, :self.number_count] - self.offset
+        if not self.one_hot_count:
+            return self.network(numbers)
+        codes = x[:, self.number_count:].long()
+        known = (codes >= 0) & (codes < self.sizes)
+        one_hot = torch.zeros(len(x), self.one_hot_count, device=x.device)
+        rows = torch.arange(len(x), device=x.device).unsqueeze(1).expand_as(codes)
+        one_hot[rows[known], (codes + self.starts)[known]] = 1
+        return self.network(torch.cat([numbers, one_hot], dim=1))
+
+
+def rows_of(data, rows):
+    """The given rows of the data, as Preprocessing.encode takes them: (numbers, categories)."""
+    return data.inputs[rows], [(codes[rows.numpy()], values) for codes, values in data.categories]
+
+
+def raw_rows(data, rows):
+    """The given rows as an app sends them to Network.onnx: numbers (NaN: blank) and texts ('': blank)."""
+    texts = np.empty((len(rows), len(data.categories)), dtype=object)
+    for position, (codes, values) in enumerate(data.categories):
+        texts[:, position] = np.array(values + [""], dtype=object)[codes[rows.numpy()]]
+    return data.inputs[rows], texts
+
+
+def show_preprocessing(data, preprocessing, train_rows):
+    """Say how blanks are filled, and which number columns cannot help (a single value in training)."""
+    blanks = torch.isnan(data.inputs).sum(dim=0).tolist()
+    filled = [f"{column} {count} (with {value:g})" for column, count, value in
+              zip(data.features, blanks, preprocessing.fill) if count]
+    if filled:
+        print(f"Blank cells filled inside the model with the training rows' median: {', '.join(filled)}")
+    own = [f"{column} {int((codes < 0).sum())}" for column, (codes, _) in zip(data.categorical, data.categories)
+           if (codes < 0).any()]
+    if own:
+        print(f"Blank cells in categorical features, a category of their own: {', '.join(own)}")
+    constant = preprocessing.scaling.constant if preprocessing.scaling is not None and len(train_rows) else []
+    for position in constant:
+        print(f"Note: '{data.features[position]}' holds a single value ({preprocessing.scaling.mean[position]:g}) "
+              "in every training row; it cannot tell the classes apart and the model ignores it")
+    if filled or own or len(constant):
+        print()

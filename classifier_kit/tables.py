@@ -1,0 +1,353 @@
+"""Reading tables: text files and workbooks, their layout (separator, decimal mark, encoding, header row, sheet)."""
+import codecs
+import os
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, column_list, first_line
+from .cells import (MISSING_MARKERS, SAMPLE_ROWS, blank_cells, cell_number, cells_as_numbers, detect_decimal,
+    is_empty_cell, number_in_text, value_text)
+
+
+TABLE_TYPES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
+
+
+class Layout:
+    """How a table sits in its file: separator and decimal mark of a text file, the header's row.
+
+    Each is given by an option (--separator, --decimal, --header-row) or detected, the same
+    way for every table a run reads (training, --skip-training and --predict-file).
+    """
+
+    def __init__(self, separator=None, decimal=None, header_row=None):
+        self.separator, self.decimal, self.header_row = separator, decimal, header_row
+
+
+TEXT_TYPES = (".csv", ".txt", ".tsv")
+SEPARATORS = [",", ";", "\t", "|"]
+SAMPLE_BYTES = 1 << 18  # of a text file, for the same
+
+
+def read_table(path, sheet=None, text_columns=(), cells_as_read=False, layout=None, wanted=(), quiet=False):
+    """Read a delimited text file (.csv, .txt, .tsv) or a workbook into a DataFrame with text column names.
+
+    The separator, the decimal mark and the header row are detected unless `layout` gives
+    them; title and blank rows above the header, and empty rows and columns anywhere, are
+    left out. The index is the spreadsheet row number minus 2 (the header is row 1), so
+    that messages name rows as the spreadsheet shows them.
+    text_columns (the label) stay text, and are read from a CSV as categories: a million
+    short labels then take a byte each instead of a Python string each. wanted: columns
+    the table must hold; a workbook's first sheet that lacks them gives way to the one
+    sheet that holds them. cells_as_read: every cell as the file holds it, for writing the
+    table back out (a code '00700' stays '00700'). What was detected is printed unless quiet.
+    """
+    layout = layout or Layout()
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise InputError(f"{path} is a folder; give a table file ({', '.join(TABLE_TYPES)})")
+    kind = os.path.splitext(path)[1].lower()
+    if kind not in TABLE_TYPES:
+        raise InputError(f"{path}: unsupported file type '{kind or '(none)'}'; "
+                         f"DataClassifier reads {', '.join(TABLE_TYPES)}")
+    if os.path.getsize(path) == 0:
+        raise InputError(f"{path} is an empty file")
+    if kind in TEXT_TYPES:
+        if sheet is not None:
+            raise InputError(f"{path}: --sheet applies to workbooks; a text file has a single table")
+        table, notes, decimal = read_delimited(path, text_columns, cells_as_read, layout)
+    else:
+        if layout.separator is not None:
+            raise InputError(f"{path}: --separator applies to text files (.csv, .txt, .tsv); a workbook has cells")
+        table, notes = read_workbook(path, sheet, cells_as_read, layout, wanted)
+        decimal = layout.decimal
+    table, empty = without_empty_rows_and_columns(table)
+    if is_units_row(table, text_columns, decimal):
+        notes.append(f"Left out row {table.index[0] + 2}: it holds text (units?) above the numbers")
+        table = table.iloc[1:]
+    table.attrs["empty columns"] = empty  # named in the run's list of columns left out
+    if not cells_as_read:
+        table = cells_as_numbers(table, text_columns, decimal)
+    if not quiet:
+        for note in notes:
+            print(note)
+    if len(table) == 0:
+        raise InputError(f"{path} has a header row but no data rows")
+    return table
+
+
+def read_delimited(path, text_columns, cells_as_read, layout):
+    """A delimited text file: (table, what was detected, decimal mark)."""
+    with open(path, "rb") as file:
+        start = file.read(SAMPLE_BYTES)
+    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode Text"
+        encodings = ["utf-16"]
+        start = start[:len(start) // 2 * 2]
+    elif b"\0" in start:
+        raise InputError(f"{path} is not a text table: it holds binary data (a workbook renamed? give its real "
+                         "extension)")
+    else:
+        encodings = ["utf-8-sig", "cp1252"]
+        if len(start) == SAMPLE_BYTES:  # the sample may end inside a line, or inside a character
+            start = start[:start.rfind(b"\n") + 1] or start
+    for encoding in encodings:
+        try:
+            lines = start.decode(encoding, errors="ignore" if encoding == "utf-16" else "strict")
+            lines = lines.splitlines()[:SAMPLE_ROWS]
+        except UnicodeDecodeError:
+            continue
+        hint = re.fullmatch(r"sep=(.)", lines[0].strip()) if lines else None  # Excel's "sep=;" first line
+        separator = layout.separator or (hint.group(1) if hint else sniff_separator(lines))
+        grid = [row for row in csv_rows(lines, separator)]
+        if hint:
+            grid[0] = []  # a row above the header, left out as a title row is
+        header = layout.header_row or find_header(grid)
+        if header > len(grid) and layout.header_row:
+            raise InputError(f"{path}: --header-row {header} is beyond the {len(grid)} rows there")
+        # numbers that show no decimal mark either way (1.234): Europe's ';' files write decimal commas
+        decimal = layout.decimal or detect_decimal(grid[header:], "," if separator == ";" else ".")
+        try:
+            table = parse_delimited(path, encoding, separator, decimal, header,
+                                    list(text_columns) + text_in_sample(grid, header, decimal), cells_as_read)
+        except UnicodeDecodeError:
+            continue
+        if table.shape[1] == 1 and layout.separator:
+            raise InputError(f"{path}: --separator {separator_name(separator)} gives a single column; the file's "
+                             "separator may be another (leave out --separator to detect it)")
+        notes = []
+        if separator != "," or decimal != "." or encoding != "utf-8-sig":
+            notes.append(f"Read {os.path.basename(path)} as {separator_name(separator)}-separated text"
+                         + (" with decimal commas" if decimal == "," else "")
+                         + {"cp1252": " (Windows-1252)", "utf-16": " (UTF-16)"}.get(encoding, ""))
+        if header > 1 + bool(hint):
+            notes.append(f"Found the header on row {header}; {rows_above(header)} above it (titles or blank) "
+                         f"{'was' if header == 2 else 'were'} left out")
+        return table, notes, decimal
+    raise InputError(f"{path} is not a text table in UTF-8, UTF-16 or Windows-1252 encoding")
+
+
+def text_in_sample(grid, header, decimal):
+    """Columns whose sampled cells hold text that is not a number: read as categories, a byte a cell
+    instead of a Python string (cells_as_numbers still turns any numbers among them into numbers)."""
+    names = grid[header - 1] if len(grid) >= header else []
+    text = []
+    for position, name in enumerate(names):
+        cells = [row[position].strip() for row in grid[header:] if position < len(row) and row[position].strip()]
+        if name.strip() and names.count(name) == 1 and any(
+                cell not in MISSING_MARKERS and number_in_text(cell, decimal) is None for cell in cells):
+            text.append(name.strip() if name.strip() == name else name)
+    return text
+
+
+def parse_delimited(path, encoding, separator, decimal, header, text_columns, cells_as_read):
+    try:
+        with warnings.catch_warnings():
+            # a row longer than the header: pandas would drop its last fields with a warning
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(path, encoding=encoding, sep=separator, decimal=decimal, skiprows=header - 1,
+                                index_col=False, keep_default_na=False, na_values=[""], skip_blank_lines=False,
+                                dtype=str if cells_as_read else {column: "category" for column in text_columns})
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path} holds no table (no header row)") from None
+    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as error:
+        long_row = first_long_row(path, encoding, separator, header)
+        if long_row:
+            line, fields, header_fields = long_row
+            raise InputError(f"{path}: line {line} has {fields} fields but the header row has {header_fields}; "
+                             "remove the extra cells (or add a header for them)") from None
+        raise InputError(f"{path} is not a readable text table: {first_line(error)}") from None
+    table.index = pd.RangeIndex(header - 1, header - 1 + len(table))
+    return table
+
+
+def rows_above(header):
+    return "the row" if header == 2 else f"the {header - 1} rows"
+
+
+def separator_name(separator):
+    return "tab" if separator == "\t" else f"'{separator}'"
+
+
+def csv_rows(lines, separator):
+    import csv
+
+    return list(csv.reader(lines, delimiter=separator))
+
+
+def sniff_separator(lines):
+    """The separator that splits most rows of the sample into the same number (above one) of fields."""
+    best, best_score = ",", (0, 0)
+    for separator in SEPARATORS:
+        counts = [len(row) for row in csv_rows(lines, separator) if any(cell.strip() for cell in row)]
+        if not counts:
+            continue
+        width = max(set(counts), key=lambda count: (counts.count(count), count))
+        score = (counts.count(width) if width > 1 else 0, width)
+        if score > best_score:
+            best, best_score = separator, score
+    return best
+
+
+def find_header(rows):
+    """The 1-based row of the header: the first row as wide as the table whose cells are mostly names.
+
+    Title, subtitle and blank rows above it hold one or two cells, or none.
+    """
+    filled = [[cell for cell in row if not is_empty_cell(cell)] for row in rows]
+    widest = max((len(cells) for cells in filled), default=0)
+    for number, cells in enumerate(filled, start=1):
+        names = [cell for cell in cells if isinstance(cell, str) and number_in_text(cell, ".") is None
+                 and number_in_text(cell, ",") is None]
+        if len(cells) >= max(2, 0.6 * widest) and 2 * len(names) >= len(cells):
+            return number
+    return 1
+
+
+def first_long_row(path, encoding, separator, header):
+    """(line number, fields, header fields) of the first row with more fields than the header, or None."""
+    import csv
+
+    with open(path, encoding=encoding, newline="") as file:
+        rows = csv.reader(file, delimiter=separator)
+        for _ in range(header - 1):
+            next(rows, None)
+        header_fields = len(next(rows, []))
+        for row in rows:
+            if len(row) > header_fields:
+                return rows.line_num, len(row), header_fields
+    return None
+
+
+def is_units_row(table, text_columns, decimal):
+    """Whether the first row under the header holds only text (units such as 'cm', 'kg') over columns
+    whose other cells are numbers: a second header row, not data."""
+    if len(table) < 3:
+        return False
+    first, below = table.iloc[0], table.iloc[1:SAMPLE_ROWS + 1]
+    over_numbers = 0
+    for column in table.columns:
+        cell = first[column]
+        if column in text_columns or is_empty_cell(cell):
+            continue
+        if not isinstance(cell, str) or not np.isnan(cell_number(cell, decimal or ".")):
+            return False  # a number: a row of data
+        rest = [value for value in below[column] if not is_empty_cell(value)]
+        numbers = [not np.isnan(cell_number(value, decimal or ".")) for value in rest]
+        over_numbers += bool(numbers) and np.mean(numbers) >= 0.9
+    return over_numbers >= 1
+
+
+def without_empty_rows_and_columns(table):
+    """The table less its entirely empty rows and columns; and the names of empty columns that had one."""
+    blank = pd.DataFrame({position: blank_cells(table.iloc[:, position]) for position in range(table.shape[1])},
+                         index=table.index)
+    empty_columns = blank.all(axis=0).to_numpy() if len(table) else np.zeros(table.shape[1], dtype=bool)
+    named = [column for column, empty in zip(table.columns, empty_columns)
+             if empty and not str(column).startswith("Unnamed:")]
+    empty_rows = blank.all(axis=1).to_numpy()
+    if empty_columns.any():
+        table = table.loc[:, ~empty_columns]
+    if empty_rows.any():
+        table = table[~empty_rows]
+    return table, named
+
+
+def read_workbook(path, sheet, cells_as_read, layout, wanted):
+    """One sheet: by name, by position counting from 1, or the first one that holds the wanted columns."""
+    try:
+        book = pd.ExcelFile(path, engine="calamine")
+    except Exception as error:  # the reader raises many types for a file that is not a workbook
+        raise InputError(f"{path} is not a readable {os.path.splitext(path)[1]} workbook "
+                         f"(it may be damaged or of another type): {first_line(error)}") from None
+    with book:
+        names = book.sheet_names
+        if not names:
+            raise InputError(f"{path} holds no sheets")
+        notes = []
+        if sheet is None:
+            name, table, header = choose_sheet(book, path, names, layout, wanted, cells_as_read, notes)
+        else:
+            if sheet in names:
+                name = sheet
+            elif sheet.isdigit() and 1 <= int(sheet) <= len(names):
+                name = names[int(sheet) - 1]
+            else:
+                raise InputError(f"{path}: no sheet '{sheet}'; the sheets there are: {column_list(names)} "
+                                 f"(or give a position from 1 to {len(names)})")
+            table, header = sheet_table(book, path, name, layout, cells_as_read)
+    if table.columns.size == 0 or (len(table) == 0 and all(str(c).startswith("Unnamed:") for c in table.columns)):
+        where = "the first sheet" if sheet is None else "sheet"
+        raise InputError(f"{path}: {where} '{name}' holds no data; the sheets there are: "
+                         f"{column_list(names)}; choose one with --sheet")
+    if header > 1:
+        notes.append(f"Found the header on row {header} of sheet '{name}'; {rows_above(header)} above it "
+                     f"(titles or blank) {'was' if header == 2 else 'were'} left out")
+    return table, notes
+
+
+def sheet_table(book, path, name, layout, cells_as_read):
+    """A sheet as a table under its header row (given or found), and that row (1-based).
+
+    The sheet is read once, without a header; the rows from the header on become the table,
+    and its columns take the types their cells have (as pandas would give them).
+    """
+    try:
+        cells = pd.read_excel(book, sheet_name=name, header=None, keep_default_na=False, na_values=[""],
+                              dtype=object if cells_as_read else None)
+    except Exception as error:
+        raise InputError(f"{path}: sheet '{name}' cannot be read: {first_line(error)}") from None
+    if layout.header_row and layout.header_row > max(1, len(cells)):
+        raise InputError(f"{path}: --header-row {layout.header_row} is beyond the {len(cells)} rows of sheet '{name}'")
+    header = layout.header_row or find_header(cells.head(SAMPLE_ROWS).to_numpy().tolist())
+    if len(cells) == 0:
+        return pd.DataFrame(), header
+    table = cells.iloc[header:]
+    table.columns = column_names(cells.iloc[header - 1].tolist())
+    table.index = pd.RangeIndex(header - 1, header - 1 + len(table))  # spreadsheet row minus 2
+    return (table if cells_as_read else table.infer_objects()), header
+
+
+def column_names(cells):
+    """Header cells as column names the way pandas makes them: 'Unnamed: 3' for an empty one, 'a.1' for a repeat."""
+    names, seen = [], {}
+    for position, cell in enumerate(cells):
+        name = f"Unnamed: {position}" if is_empty_cell(cell) else value_text(cell)
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        seen.setdefault(name, 0)
+        names.append(name)
+    return names
+
+
+def choose_sheet(book, path, names, layout, wanted, cells_as_read, notes):
+    """The first sheet, unless it lacks the wanted columns and exactly one other sheet has them.
+
+    Returns (name, table, header row).
+    """
+    table, header = sheet_table(book, path, names[0], layout, cells_as_read)
+    if not wanted or all(column in table.columns for column in wanted) or len(names) == 1:
+        return names[0], table, header
+    holding = []
+    for name in names[1:]:
+        other, other_header = sheet_table(book, path, name, layout, cells_as_read)
+        if all(column in other.columns for column in wanted):
+            holding.append((name, other, other_header))
+    if len(holding) == 1:
+        notes.append(f"Using sheet '{holding[0][0]}': it holds {column_list(wanted)}, which the first sheet, "
+                     f"'{names[0]}', does not (choose another with --sheet)")
+        return holding[0]
+    if len(holding) > 1:
+        raise InputError(f"{path}: the sheets {column_list([name for name, _, _ in holding])} all hold "
+                         f"{column_list(wanted)}; choose one with --sheet")
+    return names[0], table, header
+
+
+def check_columns(table, columns, path, option):
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        raise InputError(f"{path}: no column {column_list(missing)}; the columns there are: "
+                         f"{column_list(table.columns)}; check {option}")
