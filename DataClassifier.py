@@ -45,6 +45,7 @@ try:  # the libraries take a second or two to load: Ctrl-C meanwhile ends quietl
     from torch.utils.data import DataLoader, TensorDataset
 
     from classifier_kit import command_line, onnx_export, prediction
+    from classifier_kit.cells import class_text
     from classifier_kit.columns import (MINIMUM_ROWS, check_label_is_classes, class_numbers, column_roles,
                                         numeric_matrix, rows_to_use, sorted_classes, text_codes)
     from classifier_kit.errors import InputError, RunError, column_list, first_line
@@ -53,8 +54,7 @@ try:  # the libraries take a second or two to load: Ctrl-C meanwhile ends quietl
     from classifier_kit.pictures import import_pyplot, write_pictures
     from classifier_kit.preprocessing import CodedInputs, Preprocessing, raw_rows, rows_of, show_preprocessing
     from classifier_kit.quality import class_report, cross_validate, imbalance_note, print_report
-    from classifier_kit.record import (IRIS_LABEL, check_roles_as_trained, load_metadata, load_model, metadata_path,
-                                       model_record)
+    from classifier_kit.record import IRIS_LABEL, ModelRecord, load_model, metadata_path
     from classifier_kit.tables import read_table
     from classifier_kit.training import (BatchIndices, ClassWeightedLoss, TrainingInterrupted, balanced_weights,
                                          check_finite, progress, training_settings)
@@ -87,10 +87,12 @@ class Data:
 
     categories: per categorical feature, (codes, values): codes an int32 array with each row's
     index into values (its distinct texts; -1: blank). Only the table's first rows are kept
-    (for show_data), so a big table's memory is freed.
+    (for show_data), so a big table's memory is freed. layout: how the table was read (kept
+    in the model's record).
     """
 
-    def __init__(self, head, inputs, targets, features, classes, label, left_out=(), categorical=(), categories=()):
+    def __init__(self, head, inputs, targets, features, classes, label, left_out=(), categorical=(), categories=(),
+                 layout=None):
         self.head = head
         self.left_out = list(left_out)  # (column, why) of the columns that are not features
         self.inputs = inputs
@@ -100,6 +102,7 @@ class Data:
         self.label = label
         self.categorical = list(categorical)
         self.categories = list(categories)
+        self.layout = layout or {}
 
 
 def load_data(path, label, features=None, sheet=None, drop_missing=False, classes=None, layout=None,
@@ -114,7 +117,7 @@ def load_data(path, label, features=None, sheet=None, drop_missing=False, classe
     them. Rows whose label is blank are left out, and so are rows with any blank feature
     cell with drop_missing.
     """
-    table = read_table(path, sheet, text_columns=[label], layout=layout, wanted=[label])
+    table = read_table(path, sheet, text_columns=[label] + list(categorical or []), layout=layout, wanted=[label])
     if label not in table.columns:
         raise InputError(f"{path}: no column '{label}' to predict; the columns there are: "
                          f"{column_list(table.columns)}; name one with --label")
@@ -127,14 +130,15 @@ def load_data(path, label, features=None, sheet=None, drop_missing=False, classe
                          "training, validation (20 %) and test (30 %) sets are not empty")
     inputs = torch.from_numpy(numeric_matrix(table, numbers, path))
     categories = [text_codes(table[column]) for column in texts]
-    codes, names = text_codes(table[label])
+    codes, names = text_codes(table[label], class_text)
     if classes is None:
         classes = sorted_classes(names)
         if len(classes) < 2:
             raise InputError(f"{path}: column '{label}' holds a single class ('{classes[0]}'); "
                              "at least two are needed to train a classifier")
     targets = torch.from_numpy(class_numbers(codes, names, classes, table.index, path, label))
-    return Data(table.head(), inputs, targets, numbers, classes, label, left_out, texts, categories)
+    return Data(table.head(), inputs, targets, numbers, classes, label, left_out, texts, categories,
+                table.attrs["layout"])
 
 
 def show_data(data):
@@ -220,9 +224,9 @@ def save_model(state_dict, path):
 
 def load_trained(checkpoint, record=None):
     """The checkpoint's model, ready for coded rows (Preprocessing.encode), and its record (NetModel.json)."""
-    record = record or load_metadata(checkpoint)
-    preprocessing = Preprocessing.from_record(record)
-    network = load_model(checkpoint, Network(preprocessing.width, len(record["classes"])), record.get("weights_sha256"))
+    record = record or ModelRecord.load(checkpoint)
+    preprocessing = record.preprocessing()
+    network = load_model(checkpoint, Network(preprocessing.width, len(record.classes)), record.weights_sha256)
     return preprocessing.model(network), record
 
 
@@ -301,14 +305,16 @@ def evaluate(model, loader, loss_fn, device):
 
 
 class Trained:
-    """What training produced: the best weights (for standardized inputs) and what they need."""
+    """What training produced: the best weights (for standardized inputs), and what its record needs: the
+    preprocessing, the table's classes, label and layout, and the seed and split of its rows."""
 
-    def __init__(self, state, epoch, history, preprocessing, data):
+    def __init__(self, state, epoch, history, preprocessing, data, seed, split):
         self.state, self.epoch, self.history, self.preprocessing = state, epoch, history, preprocessing
-        self.features, self.classes, self.label = data.features, data.classes, data.label
+        self.features, self.classes, self.label, self.layout = data.features, data.classes, data.label, data.layout
+        self.seed, self.split = seed, split
 
 
-def train_model(args, data, preprocessing, train_rows, validate_rows, device, files):
+def train_model(args, data, preprocessing, train_rows, validate_rows, device, files, split=None):
     """Train the tutorial's network on standardized inputs; keeps the best weights in memory.
 
     Ctrl-C keeps the best weights so far: they are saved (complete, with their record)
@@ -337,13 +343,13 @@ def train_model(args, data, preprocessing, train_rows, validate_rows, device, fi
         if files is None:  # a cross-validation fold: nothing of it is kept
             raise KeyboardInterrupt from None
         if interrupted.epoch:
-            trained = Trained(best["state"], interrupted.epoch, history, preprocessing, data)
+            trained = Trained(best["state"], interrupted.epoch, history, preprocessing, data, args.seed, split)
             save_trained(trained, args.checkpoint, files)
             files.commit([args.checkpoint, metadata_path(args.checkpoint)])
         raise
     print("Finished Training\n")
     best_epoch = 1 + min(range(len(history)), key=lambda epoch: history[epoch][1])
-    return Trained(best["state"], best_epoch, history, preprocessing, data)
+    return Trained(best["state"], best_epoch, history, preprocessing, data, args.seed, split)
 
 
 def test_fold(args, data, device, train_rows, validate_rows, test_rows):
@@ -368,11 +374,12 @@ def save_trained(trained, checkpoint, files):
     """Stage NetModel.pth (raw-input weights) and NetModel.json; return the model loaded from the staged file."""
     preprocessing = trained.preprocessing
     state = preprocessing.scaling.fold(trained.state)
-    record = model_record(trained.features, trained.classes, trained.label, state, preprocessing)
+    record = ModelRecord.from_training(preprocessing, trained.classes, trained.label, trained.layout, trained.seed,
+                                       trained.split, state)
     write_model(state, files.stage(checkpoint))
-    write_json(record, files.stage(metadata_path(checkpoint)))
+    record.save(files.stage(metadata_path(checkpoint)))
     network = load_model(files.stage(checkpoint), Network(preprocessing.width, len(trained.classes)),
-                         record["weights_sha256"])
+                         record.weights_sha256)
     return preprocessing.model(network)
 
 
@@ -479,34 +486,41 @@ def export_onnx(model, path, opset, input_size):
 def run(args):
     """The tutorial's flow: load, train, test, test per class, convert; or a prediction."""
     command_line.note_ignored_options(args)
-    if args.predict:
-        prediction.predict(*load_trained(args.checkpoint, command_line.model_record_for(args)), args.predict)
+    record = None
+    if args.mode != "train":  # the model's record decides what the table holds and how it is read
+        record = ModelRecord.load(args.checkpoint)
+        record.check_options(args)
+    if args.mode == "predict":
+        prediction.predict(*load_trained(args.checkpoint, record), args.predict)
         return 0
     with OutputFiles(*command_line.planned_files(args)) as files:
-        if args.predict_file:
+        if args.mode == "predict-file":
             destination = os.path.join(args.output_dir, "predictions.csv")
-            prediction.predict_file(*load_trained(args.checkpoint, command_line.model_record_for(args)),
-                                    args.predict_file, args.sheet, destination, staged=files.stage(destination),
-                                    layout=command_line.layout_of(args),
+            prediction.predict_file(*load_trained(args.checkpoint, record), args.predict_file, args.sheet,
+                                    destination, staged=files.stage(destination), layout=command_line.layout_of(args),
                                     metrics=files.stage(args.metrics) if args.metrics else None)
         else:
-            train_test_convert(args, files)
+            train_test_convert(args, files, record)
         files.commit()
     return 0
 
 
-def train_test_convert(args, files):
-    """The tutorial's run, every output staged in `files` until the whole run has succeeded."""
+def train_test_convert(args, files, record=None):
+    """The tutorial's run, every output staged in `files` until the whole run has succeeded.
+
+    With a record (--skip-training) the trained model is tested instead: its table read as
+    the record says, its own test rows (the training run's seed and split).
+    """
     device = choose_device(args.device)
     if args.plot:
         import_pyplot()
-    record = command_line.model_record_for(args) if args.skip_training else {}
-    data = load_data(args.data, record.get("label", args.label),
-                     record["features"] + record.get("categorical_features", []) if record else args.features,
-                     args.sheet, args.drop_missing, classes=record.get("classes"), layout=command_line.layout_of(args),
-                     categorical=record.get("categorical_features", args.categorical))
     if record:
-        check_roles_as_trained(data, record, args)
+        data = load_data(args.data, record.label, record.inputs, args.sheet, args.drop_missing, record.classes,
+                         record.layout_for(args.data, command_line.layout_of(args)), record.categorical_features)
+        record.check_roles(data, args.data)
+    else:
+        data = load_data(args.data, args.label, args.features, args.sheet, args.drop_missing,
+                         layout=command_line.layout_of(args), categorical=args.categorical)
     show_data(data)
     note = imbalance_note(torch.bincount(data.targets, minlength=len(data.classes)).numpy(), data.classes,
                           weighted=args.class_weight == "balanced")
@@ -514,21 +528,30 @@ def train_test_convert(args, files):
         print(note + "\n")
     features, classes = data.features, data.classes
 
-    train_rows, validate_rows, test_rows = split_data(len(data.targets), args.seed)
-    preprocessing = Preprocessing.from_record(record) if record else Preprocessing.fit(data, train_rows)
+    seed = args.seed if record is None or record.seed is None else record.seed
+    if record and record.split and record.split["rows"] != len(data.targets):
+        print(f"note: {args.data} gives {len(data.targets)} rows where the model was trained on "
+              f"{record.split['rows']}, so its test rows are not the training run's own (some of them may have been "
+              "trained on)\n")
+    train_rows, validate_rows, test_rows = split_data(len(data.targets), seed)
+    preprocessing = record.preprocessing() if record else Preprocessing.fit(data, train_rows)
+    if record:
+        prediction.check_fillable(preprocessing, data.inputs.numpy(), args.data)
     show_preprocessing(data, preprocessing, train_rows)
     test_inputs, test_targets = preprocessing.encode(*rows_of(data, test_rows)), data.targets[test_rows]
     check_rows = raw_rows(data, test_rows[:CHECK_ROWS])
-    if not args.skip_training:
+    if not record:
         training_settings(args, len(data.targets), len(train_rows))
     cross_validation = cross_validate(args, data, functools.partial(test_fold, args, data, device)) \
-        if args.folds and not args.skip_training else {}
+        if args.folds and not record else {}
     print("The model will be running on", device, "device\n")
-    if args.skip_training:
+    if record:
         history = []
         model, _ = load_trained(args.checkpoint, record)
     else:
-        trained = train_model(args, data, preprocessing, train_rows, validate_rows, device, files)
+        split = {"rows": len(data.targets), "train": len(train_rows), "validate": len(validate_rows),
+                 "test": len(test_rows)}
+        trained = train_model(args, data, preprocessing, train_rows, validate_rows, device, files, split)
         history = trained.history
         model = save_trained(trained, args.checkpoint, files)
         check_saved_model(trained, model, test_inputs[:CHECK_ROWS])

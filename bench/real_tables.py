@@ -78,10 +78,9 @@ def dataclassifier(path, label, seed, folder, options=()):
         raise SystemExit(f"DataClassifier failed on {path}: {errors.getvalue().strip()}")
     model, record = dc.load_trained(os.path.join(folder, "NetModel.pth"))
     with contextlib.redirect_stdout(io.StringIO()):
-        data = dc.load_data(path, label, record["features"] + record.get("categorical_features", []),
-                            categorical=record.get("categorical_features", []), classes=record["classes"])
+        data = dc.load_data(path, label, record.inputs, categorical=record.categorical_features, classes=record.classes)
     train_rows, validate_rows, test_rows = dc.split_data(len(data.targets), seed)
-    preprocessing = Preprocessing.from_record(record)
+    preprocessing = record.preprocessing()
     predicted = probabilities(model, preprocessing.encode(*rows_of(data, test_rows))).argmax(1).numpy()
     return data, np.concatenate([train_rows.numpy(), validate_rows.numpy()]), test_rows.numpy(), predicted
 

@@ -1,6 +1,7 @@
 """The cell rules: what a cell is (blank, number, word, category text, class text), one place for every path."""
 import math
 import re
+import unicodedata
 
 import numpy as np
 import pandas as pd
@@ -8,11 +9,37 @@ import pandas as pd
 from .errors import InputError
 
 
-SAMPLE_ROWS = 60        # rows looked at to find the separator, the header and the decimal mark
-
-
 def is_empty_cell(cell):
+    """Nothing in the cell: no value, NaN, or only spaces. A label cell is blank only when it is empty."""
     return cell is None or (isinstance(cell, float) and math.isnan(cell)) or (isinstance(cell, str) and not cell.strip())
+
+
+def is_blank(cell):
+    """A feature cell that holds no value: empty, or a missing marker ('NA', 'None', 'n/a', ...), whether its
+    column holds numbers or text."""
+    return is_empty_cell(cell) or (isinstance(cell, str) and cell.strip() in MISSING_MARKERS)
+
+
+def plain_text(value):
+    """A cell's text as the file shows it: trimmed, in composed Unicode (NFC: 'café' typed on a Mac and on
+    Windows is one text); a number cell as a plain number ('2134' for 2134.0); TRUE/FALSE as Excel shows them."""
+    if isinstance(value, (bool, np.bool_)):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return unicodedata.normalize("NFC", str(value).strip())
+
+
+def category_text(value):
+    """The text of a category cell ('' for a blank): '02134' stays '02134', 'None' and 'NA' are blanks."""
+    return "" if is_blank(value) else plain_text(value)
+
+
+def class_text(value):
+    """The text of a label cell ('' for an empty one): 'NA' (North America) or 'None' can be real classes."""
+    return "" if is_empty_cell(value) else plain_text(value)
 
 
 DOT_DECIMAL = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"          # 1,234.5  1234.5
@@ -57,31 +84,33 @@ def detect_decimal(rows, default="."):
     return "," if commas > dots else "."
 
 
-def blank_cells(column):
-    """Which cells are empty: missing, or text of nothing but spaces (each distinct value looked at once)."""
+def blank_cells(column, markers=True):
+    """Which cells are blank (is_blank; with markers=False, only the empty ones: is_empty_cell), each distinct
+    value looked at once."""
     if isinstance(column.dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(column) \
             or pd.api.types.is_string_dtype(column):
         codes, distinct = pd.factorize(column)
-        spaces = np.array([isinstance(value, str) and not value.strip() for value in np.asarray(distinct, object)]
-                          + [True], dtype=bool)
-        return pd.Series(spaces[codes], index=column.index)
+        rule = is_blank if markers else is_empty_cell
+        blank = np.array([rule(value) for value in np.asarray(distinct, object)] + [True], dtype=bool)
+        return pd.Series(blank[codes], index=column.index)
     return column.isna()
 
 
 # Cells that mean "no value" in a feature column, as pandas reads them by default. A label
 # cell is empty only when it is empty: "NA" (North America) or "None" can be real classes.
-MISSING_MARKERS = ["#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-                   "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+MISSING_MARKERS = ("#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                   "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
 
 
-def cells_as_numbers(table, text_columns, decimal=None):
-    """Text cells that hold numbers become numbers, in every column but the text_columns (the label).
+def cells_as_numbers(table, text_columns, decimal):
+    """Text cells that hold numbers become numbers, in every column but the text_columns (the label, and
+    columns asked for as categories).
 
     "NA", "#N/A", "null" ... become blanks, as pandas would read them; formatted numbers
     ('1,234.5', '1.234,5', '1 234,5', '37.3%', '$1,200', '(12.5)') become numbers with the
-    decimal mark given, or the one the text cells show. A column that is mostly numbers keeps
-    its other texts, so that the run can name the cell that is not a number. Each distinct
-    text is looked at once, so a million rows of a few values cost little.
+    table's decimal mark. A column that is mostly numbers keeps its other texts, so that the
+    run can name the cell that is not a number. Each distinct text is looked at once, so a
+    million rows of a few values cost little.
     """
     for column in table.columns:
         values = table[column]
@@ -91,10 +120,8 @@ def cells_as_numbers(table, text_columns, decimal=None):
             continue
         codes, distinct = pd.factorize(values)
         distinct = np.asarray(distinct, dtype=object)
-        missing = np.array([isinstance(value, str) and value.strip() in MISSING_MARKERS for value in distinct], bool)
-        texts = [value for value, marker in zip(distinct, missing) if isinstance(value, str) and not marker]
-        mark = decimal or detect_decimal([texts[:SAMPLE_ROWS * 10]])
-        numbers = np.array([cell_number(value, mark) for value in distinct], dtype=np.float64)
+        missing = np.array([is_blank(value) for value in distinct], bool)
+        numbers = np.array([cell_number(value, decimal) for value in distinct], dtype=np.float64)
         numbers[missing] = np.nan
         parsed = np.append(numbers, np.nan)[codes]  # code -1 (an empty cell) picks the NaN at the end
         filled = np.append(~missing, False)[codes]
@@ -123,6 +150,8 @@ def cell_number(value, decimal):
         return float(value)
     if not isinstance(value, str):
         return np.nan
+    if value.strip().lower().lstrip("+-") in ("inf", "infinity"):  # as pandas reads it: refused as too large
+        return -np.inf if value.strip().startswith("-") else np.inf
     number = number_in_text(value, decimal)
     return np.nan if number is None else number
 
@@ -138,12 +167,6 @@ def number_words(values):
     if text.any():
         digits[text] = values[text].astype(str).str.contains(r"\d").to_numpy()
     return numbers, text & ~digits, text & digits
-
-
-def value_text(value):
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
 
 
 def float32_values(values, what, blanks=False):

@@ -1,12 +1,13 @@
 """Column roles: which columns are number features, which are categories, which are left out and why; the label's classes."""
 import datetime
 import re
+import sys
 
 import numpy as np
 import pandas as pd
 
 from .errors import InputError, column_list, spreadsheet_rows
-from .cells import blank_cells, float32_values, number_words, value_text
+from .cells import blank_cells, category_text, float32_values, number_words
 from .tables import check_columns
 
 
@@ -93,13 +94,14 @@ def asked_role(values, column, path, as_category):
     return "category"
 
 
-def text_codes(values):
-    """Each cell's index into the column's distinct values as text ('1' for 1.0, spaces trimmed; -1: blank).
+def text_codes(values, text=category_text):
+    """Each cell's index into the column's distinct values as text (-1: blank), by the cell rules: a
+    category's text (category_text) or, with text=class_text, a label's.
 
     Returns (codes as int32, distinct texts in order of appearance).
     """
     codes, distinct = pd.factorize(values)
-    texts = [value_text(value) for value in np.asarray(distinct, dtype=object)]
+    texts = [text(value) for value in np.asarray(distinct, dtype=object)]
     unique = {}
     for text in texts:
         if text:
@@ -220,7 +222,7 @@ CODE = r"[A-Za-z]*\d+[A-Za-z]*\+?"  # letters and digits: M10, 136A, 1OT, 3+
 def rows_to_use(table, numbers, texts, label, drop_missing):
     """Leave out the rows whose label is blank; with drop_missing, also those with a blank feature
     (a word in a number column counts as blank, see numeric_matrix)."""
-    blank_label = blank_cells(table[label]).to_numpy()
+    blank_label = blank_cells(table[label], markers=False).to_numpy()
     if blank_label.any():
         count = int(blank_label.sum())
         print(f"Left out {count} row{'' if count == 1 else 's'} whose '{label}' is empty "
@@ -237,23 +239,27 @@ def rows_to_use(table, numbers, texts, label, drop_missing):
     return table
 
 
-def numeric_matrix(table, features, path):
+def numeric_matrix(table, features, path, predict=None):
     """The number columns as a float32 array (NaN: a blank cell).
 
     A word in a number column (a cell without digits: 'T' for a trace of rain, 'n/a', '-',
     'rotary') stands for no number, and is read as a blank, which the model fills; the run
     says which. A cell with digits that does not read as a number ('12,5 cm') is a mistake
-    and refused by cell, and so are values infinite in float32.
+    and refused by cell, and so are values infinite in float32. predict: --predict's values as
+    typed, when the table is their row (messages name the value; notes go to stderr).
     """
+    def cell(column, row):
+        return f"--predict: '{str(predict[column].iloc[row]).strip()}' for '{column}'" if predict is not None else \
+            f"{path}: column '{column}', row {table.index[row] + 2} holds '{table[column].iloc[row]}', which"
+
     matrix = np.empty((len(table), len(features)), dtype=np.float32)
     words = []
     for position, column in enumerate(features):
         values = table[column]
         numbers, word, malformed = number_words(values)
         if malformed.any():
-            row = int(malformed.to_numpy().argmax())
-            raise InputError(f"{path}: column '{column}', row {table.index[row] + 2} holds "
-                             f"'{values.iloc[row]}', which is not a number; features must be numbers")
+            raise InputError(f"{cell(column, int(malformed.to_numpy().argmax()))} is not a number; features must be "
+                             "numbers")
         if word.any():
             cells = values[word].astype(str)
             shown = ", ".join(f"'{text}'" for text in cells.unique()[:3]) + (" ..." if cells.nunique() > 3 else "")
@@ -261,11 +267,10 @@ def numeric_matrix(table, features, path):
         with np.errstate(over="ignore"):  # a number too large for float32 becomes inf, refused below
             matrix[:, position] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
         if np.isinf(matrix[:, position]).any():
-            float32_values(matrix[:, position], lambda row: f"{path}: column '{column}', row {table.index[row] + 2} "
-                                                            f"holds {values.iloc[row]}, which", blanks=True)
+            float32_values(matrix[:, position], lambda row: cell(column, row), blanks=True)
     if words:
         print(f"Words in number columns, read as blank cells: {', '.join(words)}; "
-              "--categorical COLUMN takes a column's values as categories instead")
+              "--categorical COLUMN takes a column's values as categories instead", file=sys.stderr if predict is not None else None)
     return matrix
 
 

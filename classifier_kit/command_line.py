@@ -7,9 +7,8 @@ import math
 import os
 import sys
 
-from .errors import InputError
-from .tables import Layout
-from .record import load_metadata, metadata_path
+from .tables import Layout, nfc
+from .record import metadata_path
 from .training import LARGE_TABLE_EPOCHS, LARGE_TABLE_LEARNING_RATE, LARGE_TABLE_ROWS, LARGE_TABLE_UPDATES
 from .onnx_export import DEFAULT_OPSET, OPSETS
 
@@ -134,17 +133,45 @@ def build_parser(defaults):
 
 
 def parse_args(argv, defaults):
-    """The options, with `given`: the names of those the command line set (the rest are defaults)."""
+    """The options, with `given`: the names of those the command line set (the rest are defaults), and `mode`,
+    what the run does: train, skip-training (test a trained model), predict or predict-file; decided here once.
+
+    Column names are taken in composed Unicode (NFC), as the tables' own are.
+    """
     parser = build_parser(defaults)
+    argv = values_as_values(sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)
     if args.predict and args.predict_file:
         parser.error("give --predict or --predict-file, not both")
+    args.label = nfc(args.label)
+    for option in ("features", "categorical"):
+        names = [nfc(name) for name in getattr(args, option) or []] or getattr(args, option)
+        twice = sorted({name for name in names or [] if names.count(name) > 1})
+        if twice:
+            parser.error(f"--{option} names {', '.join(repr(name) for name in twice)} more than once; name each "
+                         "column once")
+        setattr(args, option, names)
     for action in parser._actions:  # parsed again with no defaults, only what was given is set
         action.default = argparse.SUPPRESS
     args.given = set(vars(parser.parse_args(argv)))
     if args.checkpoint is None:
         args.checkpoint = os.path.join(args.output_dir, "NetModel.pth")
+    args.mode = "predict" if args.predict else "predict-file" if args.predict_file else \
+        "skip-training" if args.skip_training else "train"
     return args
+
+
+def values_as_values(argv):
+    """--predict's values as values, even those that start with '-' but are not plain numbers ('-1,5' with a
+    decimal comma, '-NaN'), which argparse would take for options: a space in front makes argparse take a word
+    as a value, and the cell rules trim it."""
+    argv, inside = list(argv), False
+    for position, word in enumerate(argv):
+        if word.startswith("--"):
+            inside = word == "--predict"
+        elif inside and word.startswith("-"):
+            argv[position] = " " + word
+    return argv
 
 
 # Options that do nothing in a mode, named in a note when given.
@@ -153,42 +180,22 @@ IGNORED = {
                   "seed", "device", "skip_training", "no_onnx", "opset", "plot", "metrics", "class_weight", "folds"],
     "--predict-file": ["data", "drop_missing", "epochs", "lr", "batch_size", "seed", "device", "skip_training",
                        "no_onnx", "opset", "plot", "class_weight", "folds"],
-    "--skip-training": ["epochs", "lr", "batch_size", "class_weight", "folds"],
+    "--skip-training": ["epochs", "lr", "batch_size", "class_weight", "folds", "seed"],
 }
 
 
-def mode(args):
-    return "--predict" if args.predict else "--predict-file" if args.predict_file else \
-        "--skip-training" if args.skip_training else None
-
-
 def note_ignored_options(args):
-    ignored = [f"--{name.replace('_', '-')}" for name in IGNORED.get(mode(args), []) if name in args.given]
+    option = f"--{args.mode}"
+    ignored = [f"--{name.replace('_', '-')}" for name in IGNORED.get(option, []) if name in args.given]
     if ignored:
-        print(f"note: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} nothing with {mode(args)} "
-              f"({'it trains' if mode(args) == '--skip-training' else 'prediction trains'} nothing) and "
-              f"{'is' if len(ignored) == 1 else 'are'} ignored", file=sys.stderr)
+        why = "it trains nothing, and tests the training run's own test rows" if args.mode == "skip-training" \
+            else "prediction trains nothing"
+        print(f"note: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} nothing with {option} ({why}) "
+              f"and {'is' if len(ignored) == 1 else 'are'} ignored", file=sys.stderr)
 
 
 def layout_of(args):
     return Layout(args.separator, args.decimal, args.header_row)
-
-
-def model_record_for(args):
-    """A trained model's record; the label and features given as options must agree with it."""
-    record = load_metadata(args.checkpoint)
-    if "label" in args.given and args.label != record["label"]:
-        raise InputError(f"{args.checkpoint} was trained to predict '{record['label']}', not '{args.label}'; "
-                         "leave out --label (the model's record decides), or train a new model")
-    trained_on = record["features"] + record.get("categorical_features", [])
-    if "features" in args.given and args.features != trained_on:
-        raise InputError(f"{args.checkpoint} was trained on the features {', '.join(trained_on)} "
-                         "(in this order); leave out --features (the model's record decides), or train a new model")
-    if "categorical" in args.given and args.categorical != record.get("categorical_features", []):
-        raise InputError(f"{args.checkpoint} was trained with the categorical features "
-                         f"{', '.join(record.get('categorical_features', [])) or '(none)'}; leave out --categorical "
-                         "(the model's record decides), or train a new model")
-    return record
 
 
 def planned_files(args):
@@ -196,16 +203,17 @@ def planned_files(args):
     folder, checkpoint = args.output_dir, args.checkpoint
     model_files = [("the checkpoint (--checkpoint)", checkpoint), ("the checkpoint's record", metadata_path(checkpoint))]
     metrics = [("the metrics (--metrics)", args.metrics)] if args.metrics else []
-    if args.predict_file:
+    if args.mode == "predict-file":
         return ([("the predictions", os.path.join(folder, "predictions.csv"))] + metrics,
                 [("the table to predict (--predict-file)", args.predict_file)] + model_files)
-    outputs = ([] if args.skip_training else list(model_files)) + metrics
-    inputs = [("the table (--data)", args.data)] + (model_files if args.skip_training else [])
+    testing = args.mode == "skip-training"
+    outputs = ([] if testing else list(model_files)) + metrics
+    inputs = [("the table (--data)", args.data)] + (model_files if testing else [])
     if not args.no_onnx:
         outputs.append(("the ONNX model", os.path.join(folder, "Network.onnx")))
     if args.plot:
         outputs += [("a picture", os.path.join(folder, name)) for name in
-                    (["confusion.png"] if args.skip_training else ["training.png", "confusion.png"])]
+                    (["confusion.png"] if testing else ["training.png", "confusion.png"])]
     return outputs, inputs
 
 

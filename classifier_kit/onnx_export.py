@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import RunError, first_line
+from .cells import MISSING_MARKERS
 from .columns import text_codes
 
 
@@ -90,16 +91,29 @@ def onnx_preprocessing(exported, preprocessing):
         new_inputs.append(helper.make_tensor_value_info("categories", TensorProto.STRING,
                                                         ["batch_size", len(preprocessing.categorical)]))
     for position, values in enumerate(preprocessing.categories):
+        # a missing marker ('NA', 'None', ...) is a blank, as in training: its column is the blank's ('')
+        markers = [marker for marker in MISSING_MARKERS if marker not in values] if "" in values else []
+        cats = values + markers
         constants += [numpy_helper.from_array(np.array([position], np.int64), f"category_column_{position}"),
-                      numpy_helper.from_array(np.array([-1, len(values)], np.int64), f"one_hot_shape_{position}")]
+                      numpy_helper.from_array(np.array([-1, len(cats)], np.int64), f"one_hot_shape_{position}")]
         nodes += [helper.make_node("Gather", ["categories", f"category_column_{position}"], [f"category_{position}"],
                                    axis=1),
                   helper.make_node("OneHotEncoder", [f"category_{position}"], [f"one_hot_3d_{position}"],
-                                   domain="ai.onnx.ml", cats_strings=values, zeros=1),
+                                   domain="ai.onnx.ml", cats_strings=cats, zeros=1),
                   helper.make_node("Reshape", [f"one_hot_3d_{position}", f"one_hot_shape_{position}"],
-                                   [f"one_hot_{position}"])]
+                                   [f"one_hot_{position}" if not markers else f"one_hot_marked_{position}"])]
+        if markers:
+            merge = np.zeros((len(cats), len(values)), np.float32)
+            merge[np.arange(len(values)), np.arange(len(values))] = 1
+            merge[len(values):, values.index("")] = 1
+            constants.append(numpy_helper.from_array(merge, f"blank_markers_{position}"))
+            nodes.append(helper.make_node("MatMul", [f"one_hot_marked_{position}", f"blank_markers_{position}"],
+                                          [f"one_hot_{position}"]))
         parts.append(f"one_hot_{position}")
-    nodes.append(helper.make_node("Concat", parts, ["encoded"], axis=1))
+    if len(parts) == 1:  # the filled numbers alone
+        nodes[-1].output[:] = ["encoded"]
+    else:
+        nodes.append(helper.make_node("Concat", parts, ["encoded"], axis=1))
     if exported.ir_version < 4:  # IR version 3 (opset 7) lists every initializer among the inputs
         new_inputs += [helper.make_tensor_value_info(constant.name, constant.data_type, list(constant.dims))
                        for constant in constants]
@@ -120,12 +134,13 @@ def categories_of(texts):
 
 
 def with_blank_and_unseen_rows(numbers, texts, preprocessing):
-    """The check rows, then a row of blanks and a row of texts never seen, so that the check covers both."""
-    extra = torch.full((2, numbers.shape[1]), math.nan)
+    """The check rows, then a row of blanks, a row of texts never seen and a row of missing markers, so that
+    the check covers them."""
+    extra = torch.full((3, numbers.shape[1]), math.nan)
     if len(numbers):
-        extra[1] = numbers[0]
+        extra[1:] = numbers[0]
     count = len(preprocessing.categorical)
-    unusual = np.array([""] * count + ["\u2400 never seen"] * count, dtype=object).reshape(2, count)
+    unusual = np.array([""] * count + ["\u2400 never seen"] * count + ["NA"] * count, dtype=object).reshape(3, count)
     texts = np.empty((len(numbers), count), dtype=object) if texts is None else texts
     return torch.cat([numbers, extra]), np.concatenate([texts, unusual])
 

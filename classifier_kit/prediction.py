@@ -1,17 +1,16 @@
 """Prediction with a trained model: one row (--predict) or a whole table (--predict-file)."""
 import contextlib
-import math
 import sys
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
-from .cells import float32_values
+from .errors import InputError, column_list
+from .cells import cells_as_numbers, class_text
 from .tables import check_columns, read_table
 from .columns import numeric_matrix, text_codes
-from .preprocessing import Preprocessing
 from .outputs import atomic_path, write_json
 from .quality import class_report
 
@@ -24,37 +23,39 @@ def probabilities(model, inputs):
 def predict(model, record, texts):
     """Print the predicted class of one row of values, then every class's probability.
 
-    model: the trained model as it takes coded rows, record: its NetModel.json.
-    The values come in the record's order: the number features, then the categorical ones;
-    '' is a blank cell.
+    model: the trained model as it takes coded rows; record: its ModelRecord. The values come
+    in the record's order (the number features, then the categorical ones) and are read as
+    the cells of a table of the training table's kind: its decimal mark, the same blanks
+    ('' or a missing marker such as NA), words and category texts.
     """
-    preprocessing = Preprocessing.from_record(record)
-    features, categorical, classes = preprocessing.features, preprocessing.categorical, record["classes"]
-    if len(texts) != len(features) + len(categorical):
-        order = f"the numbers {', '.join(features)}" + (f", then the categories {', '.join(categorical)}"
-                                                          if categorical else "")
-        raise InputError(f"--predict takes {len(features) + len(categorical)} values, one per feature in this "
-                         f"order: {order} ('' for a blank); got {len(texts)}")
-    values = []
-    for feature, text in zip(features, texts):
-        try:
-            values.append(float(text) if text.strip() else 0.0)
-        except ValueError:
-            raise InputError(f"--predict: '{text}' for '{feature}' is not a number") from None
-    values = float32_values(values, lambda position: f"--predict: '{texts[position]}' for '{features[position]}'")
-    values = np.where([not text.strip() for text in texts[:len(features)]], np.float32(math.nan), values)
-    values = values.astype(np.float32).reshape(1, -1)
-    check_fillable(preprocessing, values, "--predict")
-    categories = [(np.array([0 if text.strip() else -1], dtype=np.int32), [text.strip()])
-                  for text in texts[len(features):]]
-    warn_unseen(preprocessing, categories)
-    chances = probabilities(model, preprocessing.encode(values, categories))[0].tolist()
+    if len(texts) != len(record.inputs):
+        order = f"the numbers {', '.join(record.features)}" + (
+            f", then the categories {', '.join(record.categorical_features)}" if record.categorical_features else "")
+        raise InputError(f"--predict takes {len(record.inputs)} values, one per feature in this order: {order} "
+                         f"('' for a blank); got {len(texts)}")
+    cells = pd.DataFrame([texts], columns=pd.Index(record.inputs), dtype=object)
+    decimal = record.layout.get("decimal") or "."
+    chances = model_answers(model, record, cells, "--predict", decimal, predict=True)[0].tolist()
+    classes = record.classes
     best = max(range(len(classes)), key=chances.__getitem__)
     print(f"{classes[best]} ({100 * chances[best]:.1f} %)")
     width = max(len(name) for name in classes)
     for name, chance in zip(classes, chances):
         print(f"  {name:<{width}}  {100 * chance:5.1f} %")
     return classes[best]
+
+
+def model_answers(model, record, cells, where, decimal, predict=False):
+    """Each row's probabilities: `cells` (a table as the file holds it, or --predict's values) read by the cell
+    rules training used (numbers with the table's decimal mark, blanks, words, category texts), then
+    preprocessed as in training."""
+    preprocessing = record.preprocessing()
+    numbers = numeric_matrix(cells_as_numbers(cells[record.features].copy(), (), decimal), record.features, where,
+                             cells if predict else None)
+    check_fillable(preprocessing, numbers, where)
+    categories = [text_codes(cells[column]) for column in record.categorical_features]
+    warn_unseen(preprocessing, categories)
+    return probabilities(model, preprocessing.encode(numbers, categories)).numpy()
 
 
 def check_fillable(preprocessing, numbers, where):
@@ -76,28 +77,24 @@ def warn_unseen(preprocessing, categories):
 
 
 def predict_file(model, record, path, sheet, destination, staged=None, layout=None, metrics=None):
-    """Write predictions.csv: every row of the table, its cells as read, the predicted class, each class's probability.
+    """Write predictions.csv: every row of the table, its cells as the file holds them, the predicted class and
+    each class's probability; with the label column, how many it gets right.
 
-    The table is read as training reads it (for the features) and once more with its cells
-    as they are (for the copy in predictions.csv). Blank cells are filled as in training and
-    a text never seen in training gives a prediction too: no row is left out. staged: where
-    to write when the run puts its outputs in place at the end.
+    The table is read once, with its cells as they are, and its features are read from those
+    cells as training read its own (model_answers); `layout` gives what the options set, the
+    rest comes from the training table when this one is of the same kind (ModelRecord.layout_for).
+    Blank cells are filled as in training and a text never seen in training gives a
+    prediction too: no row is left out. staged: where to write when the run puts its outputs
+    in place at the end.
     """
-    preprocessing = Preprocessing.from_record(record)
-    features, categorical = preprocessing.features, preprocessing.categorical
-    classes, label = record["classes"], record["label"]
-    inputs = read_table(path, sheet, text_columns=[label] + categorical, layout=layout, wanted=features + categorical)
-    check_columns(inputs, features + categorical, path,
-                  f"the file (the model was trained on {', '.join(features + categorical)})")
-    numbers = numeric_matrix(inputs, features, path)
-    check_fillable(preprocessing, numbers, str(path))
-    categories = [text_codes(inputs[column]) for column in categorical]
-    warn_unseen(preprocessing, categories)
-    table = read_table(path, sheet, text_columns=[label], cells_as_read=True, layout=layout, wanted=features,
-                       quiet=True).loc[inputs.index]
-    chances = probabilities(model, preprocessing.encode(numbers, categories)).numpy()
+    classes, label = record.classes, record.label
+    table = read_table(path, sheet, text_columns=[label], cells_as_read=True, layout=record.layout_for(path, layout),
+                       wanted=record.inputs)
+    check_columns(table, record.inputs, path, f"the file (the model was trained on {', '.join(record.inputs)})")
+    chances = model_answers(model, record, table, str(path), table.attrs["layout"]["decimal"])
+    predicted = chances.argmax(axis=1)
     predictions, renamed = table.copy(), []
-    for name, values in [("Predicted", [classes[number] for number in chances.argmax(axis=1)])] + \
+    for name, values in [("Predicted", [classes[number] for number in predicted])] + \
                         [(name, chances[:, number]) for number, name in enumerate(classes)]:
         column = name
         while column in predictions.columns:  # never replace a column of the input
@@ -105,23 +102,36 @@ def predict_file(model, record, path, sheet, destination, staged=None, layout=No
         if column != name:
             renamed.append(f"'{name}' as '{column}'")
         predictions[column] = values
+    report = None
+    if label in table.columns:
+        report = label_report(table[label], predicted, record, path)
+    elif metrics:
+        raise InputError(f"{path}: --metrics needs the label column '{label}' in the table, to compare with")
     with contextlib.nullcontext(staged) if staged else atomic_path(destination) as temporary:
         predictions.to_csv(temporary, index=False)
+    if metrics:
+        write_json(report, metrics)
     if renamed:
         print(f"The input has columns named like the model's outputs, so they are written {', '.join(renamed)}")
     print(f"Wrote {len(predictions)} predictions to {destination}")
-    if label in table.columns:
-        codes, names = text_codes(table[label])
-        number_of = {name: number for number, name in enumerate(classes)}
-        actual = np.array([number_of.get(name, -1) for name in names] + [-1])[codes]
-        known = codes >= 0  # a class the model does not know counts as wrong
-        right = (actual == chances.argmax(axis=1))[known].sum()
-        print(f"Accuracy against the '{label}' column: {100 * right / max(1, known.sum()):.1f} % "
-              f"of {int(known.sum())} rows")
-        if metrics:
-            rows = actual >= 0
-            write_json(class_report(torch.from_numpy(chances.argmax(axis=1)[rows]),
-                                       torch.from_numpy(actual[rows]), classes), metrics)
-    elif metrics:
-        raise InputError(f"{path}: --metrics needs the label column '{label}' in the table, to compare with")
+    if report is not None:
+        print(f"Accuracy against the '{label}' column: {100 * report['accuracy']:.1f} % of {report['rows']} rows")
+        if report["rows_left_out"]:
+            unknown = report["rows_left_out"]
+            print(f"Not counted: {unknown['count']} row{'' if unknown['count'] == 1 else 's'} whose '{label}' is "
+                  f"empty or not one of the model's classes ({column_list(unknown['values'][:10])})")
     return predictions
+
+
+def label_report(labels, predicted, record, path):
+    """The report (quality.class_report) on the rows whose label is one of the model's classes, read by the
+    label's cell rule (class_text), and what rows were not counted and why."""
+    codes, names = text_codes(labels, class_text)
+    number_of = {name: number for number, name in enumerate(record.classes)}
+    actual = np.array([number_of.get(name, -1) for name in names] + [-1])[codes]
+    known = actual >= 0
+    report = class_report(torch.from_numpy(predicted[known]), torch.from_numpy(actual[known]), record.classes)
+    report["rows"] = int(known.sum())
+    unknown = sorted({names[code] if code >= 0 else "" for code in codes[~known]})
+    report["rows_left_out"] = {"count": int((~known).sum()), "values": unknown} if len(unknown) else None
+    return report

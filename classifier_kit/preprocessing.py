@@ -1,5 +1,4 @@
 """What training learns about the columns (fill values, categories, scaling) and applies the same way everywhere after."""
-import math
 import warnings
 
 import numpy as np
@@ -77,21 +76,20 @@ class Preprocessing:
 
     fit() learns it on the training rows only; encode() turns raw rows into the network's
     coded inputs (numbers with blanks filled, then one category number per categorical
-    feature); the record (NetModel.json) holds it and from_record() brings it back;
-    onnx_prefix() writes the same steps as ONNX nodes. Training, testing, prediction and the
-    export all go through this one object.
+    feature); the model's record (ModelRecord, NetModel.json) keeps it and gives it back;
+    onnx_export.onnx_preprocessing writes the same steps as ONNX nodes. Training, testing,
+    prediction and the export all go through this one object.
 
     features: the number features; fill: each one's fill value (the training rows' median);
     categorical: the categorical features; categories: for each, its values in the order of
     its one-hot columns ('' for a blank seen in training; a value never seen gets no column);
-    scaling: the number features' InputScaling; blanks: whether the table had blank numbers
-    (then Network.onnx fills them too).
+    scaling: the number features' InputScaling.
     """
 
-    def __init__(self, features, fill, categorical=(), categories=(), scaling=None, blanks=False):
+    def __init__(self, features, fill, categorical=(), categories=(), scaling=None):
         self.features, self.fill = list(features), np.asarray(fill, dtype=np.float64)
         self.categorical, self.categories = list(categorical), [list(values) for values in categories]
-        self.scaling, self.blanks = scaling, blanks
+        self.scaling = scaling
 
     @classmethod
     def fit(cls, data, rows):
@@ -108,9 +106,7 @@ class Preprocessing:
             present = np.unique(codes[rows.numpy()])
             names = sorted(values[code] for code in present if code >= 0)
             categories.append(names + ([""] if (present < 0).any() else []))
-        # blanks anywhere in the table, not only in the training rows: the test rows reach Network.onnx too
-        blanks = bool(torch.isnan(data.inputs).any())
-        return cls(data.features, fill, data.categorical, categories, InputScaling.fit(torch.from_numpy(filled)), blanks)
+        return cls(data.features, fill, data.categorical, categories, InputScaling.fit(torch.from_numpy(filled)))
 
     @property
     def sizes(self):
@@ -127,8 +123,9 @@ class Preprocessing:
 
     @property
     def plain(self):
-        """A model of numbers only, trained without blanks: Network.onnx is the tutorial's graph alone."""
-        return not self.categorical and not self.blanks and self.offset is None
+        """A model of numbers only that cannot fill a blank (the tutorial's own checkpoint): Network.onnx is the
+        tutorial's graph alone. Any model DataClassifier trains fills blanks, in Network.onnx too."""
+        return not self.categorical and self.offset is None and bool(np.isnan(self.fill).all())
 
     def encode(self, numbers, categories=()):
         """Coded inputs: numbers [rows, features] (NaN: blank) filled, then each categorical feature's
@@ -153,24 +150,6 @@ class Preprocessing:
             if new:
                 found.append((column, new))
         return found
-
-    def record(self):
-        """What NetModel.json keeps of it."""
-        record = {"fill": [float(str(np.float32(value))) for value in self.fill],  # as float32 holds them: 5.8
-                  "blanks_in_training": self.blanks}
-        if self.categorical:
-            record["categorical_features"] = self.categorical
-            record["categories"] = self.categories
-        if self.offset is not None:
-            record["input_offset"] = [float(value) for value in self.offset]
-        return record
-
-    @classmethod
-    def from_record(cls, record):
-        features = record["features"]
-        scaling = InputScaling(np.zeros(len(features)), np.ones(len(features)), record.get("input_offset"))
-        return cls(features, record.get("fill", [math.nan] * len(features)), record.get("categorical_features", []),
-                   record.get("categories", []), scaling, record.get("blanks_in_training", False))
 
     def model(self, network):
         """The saved network as it takes coded rows: itself, or behind the offset and the category lookup."""

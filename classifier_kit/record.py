@@ -4,11 +4,16 @@ import json
 import math
 import os
 import pickle
+import sys
 import warnings
 
+import numpy as np
 import torch
 
 from .errors import InputError, column_list, first_line
+from .outputs import write_json
+from .preprocessing import InputScaling, Preprocessing
+from .tables import Layout
 
 
 # What a checkpoint with nothing beside it was trained on: the tutorial's Iris sheet.
@@ -32,53 +37,149 @@ def metadata_path(checkpoint):
     return os.path.splitext(checkpoint)[0] + ".json"
 
 
-def model_record(features, classes, label, state_dict, preprocessing=None):
-    """What NetModel.json holds: the columns and classes of the model, what training learned about the
-    columns (Preprocessing), and what ties it to its weights."""
-    record = {"features": list(features), "classes": list(classes), "label": label,
-              "weights_sha256": weights_fingerprint(state_dict)}
-    if preprocessing is not None:
-        record.update(preprocessing.record())
-    return record
+RECORD_FORMAT = 2  # 1: before the record held the table's layout, the split and a fingerprint of itself
+TEXT_FILES = (".csv", ".txt", ".tsv")
 
 
-IRIS_RECORD = {"features": IRIS_FEATURES, "classes": IRIS_CLASSES, "label": IRIS_LABEL}
+class ModelRecord:
+    """What a trained model is, and how its table was read: the one owner of NetModel.json.
+
+    features and categorical_features: the input columns, in the order the network takes
+    them; categories: each categorical feature's values, in the order of its one-hot
+    columns; fill: each number feature's value for a blank (None: the model cannot fill,
+    the tutorial's own checkpoint); input_offset: subtracted from the numbers first (see
+    InputScaling); classes: the class names in the order of the network's outputs; label:
+    the column they came from; layout: how the training table was read (file kind,
+    separator, decimal mark, encoding, header row, sheet), the default for a table of the
+    same kind; seed and split: which rows were training, validation and test rows;
+    weights_sha256: the weights it belongs to. save() writes it with a fingerprint of all of
+    it; load() reads it back and refuses a record that was edited, or that is not one.
+    """
+
+    FIELDS = ("format", "features", "categorical_features", "categories", "fill", "input_offset", "classes", "label",
+              "layout", "seed", "split", "weights_sha256")
+
+    def __init__(self, features, classes, label, categorical_features=(), categories=(), fill=None,
+                 input_offset=None, layout=None, seed=None, split=None, weights_sha256=None, bare=False):
+        self.features, self.classes, self.label = list(features), list(classes), label
+        self.categorical_features = list(categorical_features)
+        self.categories = [list(values) for values in categories]
+        self.fill = None if fill is None else [float(value) for value in fill]
+        self.input_offset = None if input_offset is None else [float(value) for value in input_offset]
+        self.layout, self.seed, self.split = dict(layout or {}), seed, dict(split or {})
+        self.weights_sha256 = weights_sha256
+        self.bare = bare  # the tutorial's checkpoint, taken as the Iris model for want of a record
+
+    @classmethod
+    def iris(cls):
+        """The tutorial's bare NetModel.pth: the Iris sheet's four measurements and three species, no fill values."""
+        return cls(IRIS_FEATURES, IRIS_CLASSES, IRIS_LABEL, bare=True)
+
+    @classmethod
+    def from_training(cls, preprocessing, classes, label, layout, seed, split, state_dict):
+        """The record of a model just trained: what preprocessing learned, the table's layout, the split."""
+        return cls(preprocessing.features, classes, label, preprocessing.categorical, preprocessing.categories,
+                   [float(str(np.float32(value))) for value in preprocessing.fill],  # as float32 holds them: 5.8
+                   None if preprocessing.offset is None else preprocessing.offset, layout, seed, split,
+                   weights_fingerprint(state_dict))
+
+    @property
+    def inputs(self):
+        """Every input column, in the order --predict takes them: the numbers, then the categories."""
+        return self.features + self.categorical_features
+
+    def preprocessing(self):
+        """The Preprocessing the model was trained with, for raw rows (the scaling is in the weights)."""
+        count = len(self.features)
+        scaling = InputScaling(np.zeros(count), np.ones(count), self.input_offset)
+        return Preprocessing(self.features, [math.nan] * count if self.fill is None else self.fill,
+                             self.categorical_features, self.categories, scaling)
+
+    def content(self):
+        """The record as NetModel.json holds it, less its fingerprint."""
+        content = {"format": RECORD_FORMAT, "features": self.features, "classes": self.classes, "label": self.label,
+                   "categorical_features": self.categorical_features, "categories": self.categories,
+                   "fill": self.fill, "input_offset": self.input_offset, "layout": self.layout, "seed": self.seed,
+                   "split": self.split, "weights_sha256": self.weights_sha256}
+        return {key: content[key] for key in self.FIELDS}
+
+    def save(self, path):
+        content = self.content()
+        content["fingerprint"] = fingerprint(content)
+        write_json(content, path)
+
+    @classmethod
+    def load(cls, checkpoint, quiet=False):
+        """The record beside a checkpoint; the tutorial's Iris model, with a note, when there is none."""
+        path = metadata_path(checkpoint)
+        if not os.path.exists(path):
+            if not quiet:
+                print(f"note: {checkpoint} has no {os.path.basename(path)} beside it, so it is taken as the "
+                      "tutorial's Iris model (4 measurements in cm, 3 species)", file=sys.stderr)
+            return cls.iris()
+        try:
+            with open(path, encoding="utf-8") as file:
+                content = json.load(file)
+            check_record(content)
+        except (OSError, ValueError) as error:
+            raise InputError(f"{path}: not the record DataClassifier writes beside {os.path.basename(checkpoint)} "
+                             f"({first_line(error)}); train the model again, or delete the record to take the "
+                             "checkpoint as the tutorial's Iris model") from None
+        if content.get("fingerprint") != fingerprint({key: content[key] for key in cls.FIELDS}):
+            raise InputError(f"{path} was changed after training: what it holds no longer matches its fingerprint "
+                             "(classes, features, categories or fill values edited?); an edited record would make "
+                             "the model answer wrongly, so train the model again or restore the record")
+        return cls(content["features"], content["classes"], content["label"], content["categorical_features"],
+                   content["categories"], content["fill"], content["input_offset"], content["layout"],
+                   content["seed"], content["split"], content["weights_sha256"])
+
+    def check_options(self, args):
+        """The label and features given as options must agree with the record: it decides."""
+        if "label" in args.given and args.label != self.label:
+            raise InputError(f"{args.checkpoint} was trained to predict '{self.label}', not '{args.label}'; "
+                             "leave out --label (the model's record decides), or train a new model")
+        if "features" in args.given and args.features != self.inputs:
+            raise InputError(f"{args.checkpoint} was trained on the features {', '.join(self.inputs)} "
+                             "(in this order); leave out --features (the model's record decides), or train a new model")
+        if "categorical" in args.given and args.categorical != self.categorical_features:
+            raise InputError(f"{args.checkpoint} was trained with the categorical features "
+                             f"{', '.join(self.categorical_features) or '(none)'}; leave out --categorical "
+                             "(the model's record decides), or train a new model")
+
+    def check_roles(self, data, path):
+        """A table given to the model must have its number features as numbers."""
+        if data.features != self.features:
+            wrong = [column for column in self.features if column not in data.features]
+            raise InputError(f"{path}: column {column_list(wrong)} holds text, but the model was trained on it as "
+                             "numbers")
+
+    def layout_for(self, path, given):
+        """The layout to read `path` with: what the options give, else detected; a file of the training table's
+        kind (text or workbook) has its decimal mark where the numbers do not tell, and its sheet if it has one."""
+        same_kind = self.layout.get("kind") == file_kind(path)
+        return Layout(given.separator, given.decimal, given.header_row,
+                      self.layout.get("decimal") if same_kind else None, self.layout.get("sheet") if same_kind else None)
 
 
-def load_metadata(checkpoint):
-    """Features, classes and label a checkpoint was trained on; the tutorial's Iris when none are saved."""
-    path = metadata_path(checkpoint)
-    if not os.path.exists(path):
-        return dict(IRIS_RECORD)
-    try:
-        with open(path, encoding="utf-8") as file:
-            record = json.load(file)
-        check_record(record)
-    except (OSError, ValueError) as error:
-        raise InputError(f"{path}: not the record DataClassifier writes beside {os.path.basename(checkpoint)} "
-                         f"({first_line(error)}); delete it to take the checkpoint as the tutorial's Iris model") from None
-    record.setdefault("label", IRIS_LABEL)
-    return record
+def file_kind(path):
+    return "text" if os.path.splitext(str(path))[1].lower() in TEXT_FILES else "workbook"
+
+
+def fingerprint(content):
+    """SHA-256 of a record's content, written in one canonical way."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=True).encode()).hexdigest()
 
 
 def check_record(record):
     """Raise ValueError naming what is wrong with a NetModel.json's content."""
-    def texts(key, at_least):
-        values = record.get(key)
+    def texts(key, at_least, values=None):
+        values = record.get(key) if values is None else values
         if not (isinstance(values, list) and len(values) >= at_least
                 and all(isinstance(value, str) and value for value in values)):
             raise ValueError(f"'{key}' must be a list of at least {at_least} non-empty texts")
         if len(set(values)) != len(values):
             raise ValueError(f"'{key}' names a value twice")
 
-    if not isinstance(record, dict):
-        raise ValueError("it must be a JSON object")
-    texts("features", 0 if record.get("categorical_features") else 1)  # none when every feature is text
-    texts("classes", 2)
-    if not isinstance(record.get("label", IRIS_LABEL), str):
-        raise ValueError("'label' must be a text")
-    if not isinstance(record.get("weights_sha256", ""), str):
-        raise ValueError("'weights_sha256' must be a text")
     def numbers(key):
         values = record.get(key)
         if values is not None and not (isinstance(values, list) and len(values) == len(record["features"])
@@ -86,17 +187,36 @@ def check_record(record):
                                                and math.isfinite(value) for value in values)):
             raise ValueError(f"'{key}' must be a list of finite numbers, one per feature")
 
+    if not isinstance(record, dict):
+        raise ValueError("it must be a JSON object")
+    if record.get("format") != RECORD_FORMAT:
+        raise ValueError(f"it is of format {record.get('format', 1)}, written by an earlier DataClassifier; this one "
+                         f"reads format {RECORD_FORMAT}")
+    missing = [key for key in ModelRecord.FIELDS + ("fingerprint",) if key not in record]
+    if missing:
+        raise ValueError(f"it lacks {', '.join(missing)}")
+    texts("features", 0 if record["categorical_features"] else 1)  # none when every feature is text
+    texts("classes", 2)
+    texts("categorical_features", 0)
+    if len(set(record["features"] + record["categorical_features"])) != len(record["features"]) + len(
+            record["categorical_features"]):
+        raise ValueError("a column is both a number and a categorical feature")
+    if not isinstance(record["label"], str) or not record["label"]:
+        raise ValueError("'label' must be a text")
+    for key in ("weights_sha256", "fingerprint"):
+        if not isinstance(record[key], str):
+            raise ValueError(f"'{key}' must be a text")
     numbers("input_offset")
     numbers("fill")
-    if not isinstance(record.get("blanks_in_training", False), bool):
-        raise ValueError("'blanks_in_training' must be true or false")
-    if "categorical_features" in record or "categories" in record:
-        texts("categorical_features", 1)
-        categories = record.get("categories")
-        if not (isinstance(categories, list) and len(categories) == len(record["categorical_features"])
-                and all(isinstance(values, list) and all(isinstance(value, str) for value in values)
-                        and len(set(values)) == len(values) for values in categories)):
-            raise ValueError("'categories' must hold, for each categorical feature, a list of distinct texts")
+    categories = record["categories"]
+    if not (isinstance(categories, list) and len(categories) == len(record["categorical_features"])
+            and all(isinstance(values, list) and all(isinstance(value, str) for value in values)
+                    and len(set(values)) == len(values) for values in categories)):
+        raise ValueError("'categories' must hold, for each categorical feature, a list of distinct texts")
+    if not isinstance(record["layout"], dict) or not isinstance(record["split"], dict):
+        raise ValueError("'layout' and 'split' must be JSON objects")
+    if not (isinstance(record["seed"], int) and not isinstance(record["seed"], bool)):
+        raise ValueError("'seed' must be a whole number")
 
 
 def load_model(path, network, fingerprint=None):
@@ -174,11 +294,3 @@ def shape_text(state_dict):
         return f"{features} features and {classes} classes"
     except (AttributeError, IndexError, KeyError):
         return "weights of other shapes"
-
-
-def check_roles_as_trained(data, record, args):
-    """A table given to a trained model must have its number and categorical features as numbers and texts."""
-    if data.features != record["features"]:
-        wrong = [column for column in record["features"] if column not in data.features]
-        raise InputError(f"{args.data}: column {column_list(wrong)} holds text, but {args.checkpoint} was trained on "
-                         "it as numbers")

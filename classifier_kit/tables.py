@@ -2,33 +2,38 @@
 import codecs
 import os
 import re
+import unicodedata
 import warnings
 
 import numpy as np
 import pandas as pd
 
 from .errors import InputError, column_list, first_line
-from .cells import (MISSING_MARKERS, SAMPLE_ROWS, blank_cells, cell_number, cells_as_numbers, detect_decimal,
-    is_empty_cell, number_in_text, value_text)
+from .cells import (blank_cells, cell_number, cells_as_numbers, detect_decimal, is_blank, is_empty_cell,
+                    number_in_text, plain_text)
 
 
 TABLE_TYPES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 
 
 class Layout:
-    """How a table sits in its file: separator and decimal mark of a text file, the header's row.
+    """How a table sits in its file: separator, decimal mark and encoding of a text file, the header's row.
 
-    Each is given by an option (--separator, --decimal, --header-row) or detected, the same
-    way for every table a run reads (training, --skip-training and --predict-file).
+    Each is given by an option (--separator, --decimal, --header-row) or detected. A trained
+    model's table of the same kind gives the usual decimal mark (taken when the numbers do
+    not tell: '1,250' alone) and the usual sheet (taken when the workbook has it).
     """
 
-    def __init__(self, separator=None, decimal=None, header_row=None):
+    def __init__(self, separator=None, decimal=None, header_row=None, usual_decimal=None, usual_sheet=None):
         self.separator, self.decimal, self.header_row = separator, decimal, header_row
+        self.usual_decimal, self.usual_sheet = usual_decimal, usual_sheet
 
 
 TEXT_TYPES = (".csv", ".txt", ".tsv")
 SEPARATORS = [",", ";", "\t", "|"]
+SAMPLE_ROWS = 60        # rows looked at to find the separator, the header and the decimal mark
 SAMPLE_BYTES = 1 << 18  # of a text file, for the same
+DECIMAL_SAMPLE = 600    # rows of a workbook whose text cells tell its decimal mark
 
 
 def read_table(path, sheet=None, text_columns=(), cells_as_read=False, layout=None, wanted=(), quiet=False):
@@ -42,7 +47,10 @@ def read_table(path, sheet=None, text_columns=(), cells_as_read=False, layout=No
     short labels then take a byte each instead of a Python string each. wanted: columns
     the table must hold; a workbook's first sheet that lacks them gives way to the one
     sheet that holds them. cells_as_read: every cell as the file holds it, for writing the
-    table back out (a code '00700' stays '00700'). What was detected is printed unless quiet.
+    table back out (a code '00700' stays '00700'); as_numbers() then reads its feature
+    columns as training does. What was detected is printed unless quiet, and kept in
+    table.attrs["layout"] (kind, separator, decimal, encoding, header_row, sheet).
+    Column names are in composed Unicode (NFC), as are the names asked for.
     """
     layout = layout or Layout()
     if not os.path.exists(path):
@@ -55,22 +63,28 @@ def read_table(path, sheet=None, text_columns=(), cells_as_read=False, layout=No
                          f"DataClassifier reads {', '.join(TABLE_TYPES)}")
     if os.path.getsize(path) == 0:
         raise InputError(f"{path} is an empty file")
+    text_columns, wanted = [nfc(name) for name in text_columns], [nfc(name) for name in wanted]
     if kind in TEXT_TYPES:
         if sheet is not None:
             raise InputError(f"{path}: --sheet applies to workbooks; a text file has a single table")
-        table, notes, decimal = read_delimited(path, text_columns, cells_as_read, layout)
+        table, notes, found = read_delimited(path, text_columns, cells_as_read, layout)
     else:
         if layout.separator is not None:
             raise InputError(f"{path}: --separator applies to text files (.csv, .txt, .tsv); a workbook has cells")
-        table, notes = read_workbook(path, sheet, cells_as_read, layout, wanted)
-        decimal = layout.decimal
+        table, notes, found = read_workbook(path, sheet, cells_as_read, layout, wanted)
+    table.columns = [nfc(name) for name in table.columns]
     table, empty = without_empty_rows_and_columns(table)
-    if is_units_row(table, text_columns, decimal):
+    if found["decimal"] is None:  # a workbook: one mark for all its text numbers, as its text cells show it
+        found["decimal"] = detect_decimal([[cell for cell in row if isinstance(cell, str)]
+                                           for row in table.head(DECIMAL_SAMPLE).itertuples(index=False)],
+                                          layout.usual_decimal or ".")
+    if is_units_row(table, text_columns, found["decimal"]):
         notes.append(f"Left out row {table.index[0] + 2}: it holds text (units?) above the numbers")
         table = table.iloc[1:]
     table.attrs["empty columns"] = empty  # named in the run's list of columns left out
+    table.attrs["layout"] = dict(found, kind="text" if kind in TEXT_TYPES else "workbook")
     if not cells_as_read:
-        table = cells_as_numbers(table, text_columns, decimal)
+        table = cells_as_numbers(table, text_columns, found["decimal"])
     if not quiet:
         for note in notes:
             print(note)
@@ -79,54 +93,83 @@ def read_table(path, sheet=None, text_columns=(), cells_as_read=False, layout=No
     return table
 
 
+def nfc(name):
+    return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
+
+
 def read_delimited(path, text_columns, cells_as_read, layout):
-    """A delimited text file: (table, what was detected, decimal mark)."""
+    """A delimited text file: (table, what was detected, the layout it was read with)."""
     with open(path, "rb") as file:
         start = file.read(SAMPLE_BYTES)
-    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode Text"
-        encodings = ["utf-16"]
-        start = start[:len(start) // 2 * 2]
-    elif b"\0" in start:
+    if b"\0" in start and not start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise InputError(f"{path} is not a text table: it holds binary data (a workbook renamed? give its real "
                          "extension)")
-    else:
-        encodings = ["utf-8-sig", "cp1252"]
-        if len(start) == SAMPLE_BYTES:  # the sample may end inside a line, or inside a character
-            start = start[:start.rfind(b"\n") + 1] or start
-    for encoding in encodings:
-        try:
-            lines = start.decode(encoding, errors="ignore" if encoding == "utf-16" else "strict")
-            lines = lines.splitlines()[:SAMPLE_ROWS]
-        except UnicodeDecodeError:
-            continue
-        hint = re.fullmatch(r"sep=(.)", lines[0].strip()) if lines else None  # Excel's "sep=;" first line
-        separator = layout.separator or (hint.group(1) if hint else sniff_separator(lines))
-        grid = [row for row in csv_rows(lines, separator)]
-        if hint:
-            grid[0] = []  # a row above the header, left out as a title row is
-        header = layout.header_row or find_header(grid)
-        if header > len(grid) and layout.header_row:
-            raise InputError(f"{path}: --header-row {header} is beyond the {len(grid)} rows there")
-        # numbers that show no decimal mark either way (1.234): Europe's ';' files write decimal commas
-        decimal = layout.decimal or detect_decimal(grid[header:], "," if separator == ";" else ".")
-        try:
-            table = parse_delimited(path, encoding, separator, decimal, header,
-                                    list(text_columns) + text_in_sample(grid, header, decimal), cells_as_read)
-        except UnicodeDecodeError:
-            continue
-        if table.shape[1] == 1 and layout.separator:
-            raise InputError(f"{path}: --separator {separator_name(separator)} gives a single column; the file's "
-                             "separator may be another (leave out --separator to detect it)")
-        notes = []
-        if separator != "," or decimal != "." or encoding != "utf-8-sig":
-            notes.append(f"Read {os.path.basename(path)} as {separator_name(separator)}-separated text"
-                         + (" with decimal commas" if decimal == "," else "")
-                         + {"cp1252": " (Windows-1252)", "utf-16": " (UTF-16)"}.get(encoding, ""))
-        if header > 1 + bool(hint):
-            notes.append(f"Found the header on row {header}; {rows_above(header)} above it (titles or blank) "
-                         f"{'was' if header == 2 else 'were'} left out")
-        return table, notes, decimal
-    raise InputError(f"{path} is not a text table in UTF-8, UTF-16 or Windows-1252 encoding")
+    if len(start) == SAMPLE_BYTES:  # the sample may end inside a line, or inside a character
+        start = start[:start.rfind(b"\n") + 1] or start
+    encoding = text_encoding(start)
+    lines = start.decode(encoding, errors="ignore" if encoding == "utf-16" else ENCODING_FALLBACK)
+    lines = lines.splitlines()[:SAMPLE_ROWS]
+    hint = re.fullmatch(r"sep=(.)", lines[0].strip()) if lines else None  # Excel's "sep=;" first line
+    separator = layout.separator or (hint.group(1) if hint else sniff_separator(lines))
+    grid = [row for row in csv_rows(lines, separator)]
+    if hint:
+        grid[0] = []  # a row above the header, left out as a title row is
+    header = layout.header_row or find_header(grid)
+    if header > len(grid) and layout.header_row:
+        raise InputError(f"{path}: --header-row {header} is beyond the {len(grid)} rows there")
+    # numbers that show no decimal mark either way (1.234): Europe's ';' files write decimal commas
+    decimal = layout.decimal or detect_decimal(grid[header:], layout.usual_decimal or ("," if separator == ";" else "."))
+    FALLBACK.clear()
+    named = {nfc(name): name for name in (grid[header - 1] if len(grid) >= header else [])}
+    text_columns = [named.get(column, column) for column in text_columns] + text_in_sample(grid, header, decimal)
+    table = parse_delimited(path, encoding, separator, decimal, header, text_columns, cells_as_read)
+    if table.shape[1] == 1 and layout.separator:
+        raise InputError(f"{path}: --separator {separator_name(separator)} gives a single column; the file's "
+                         "separator may be another (leave out --separator to detect it)")
+    notes = []
+    if separator != "," or decimal != "." or encoding != "utf-8-sig":
+        notes.append(f"Read {os.path.basename(path)} as {separator_name(separator)}-separated text"
+                     + (" with decimal commas" if decimal == "," else "")
+                     + {"cp1252": " (Windows-1252)", "utf-16": " (UTF-16)"}.get(encoding, ""))
+    if FALLBACK:
+        notes.append(f"Read {len(FALLBACK)} character{'' if len(FALLBACK) == 1 else 's'} of "
+                     f"{os.path.basename(path)} that {'is' if len(FALLBACK) == 1 else 'are'} not UTF-8 as "
+                     f"Windows-1252 ({', '.join(sorted(set(FALLBACK))[:5])}); the rest of the file is UTF-8")
+    if header > 1 + bool(hint):
+        notes.append(f"Found the header on row {header}; {rows_above(header)} above it (titles or blank) "
+                     f"{'was' if header == 2 else 'were'} left out")
+    return table, notes, {"separator": separator, "decimal": decimal, "encoding": encoding,
+                          "header_row": header, "sheet": None}
+
+
+ENCODING_FALLBACK = "dataclassifier-windows-1252"
+FALLBACK = []  # the characters the last text file read took from Windows-1252
+
+
+def windows_1252_fallback(error):
+    """A codec error handler: bytes that are not UTF-8 in a UTF-8 file are read as Windows-1252, so that a
+    line pasted from another program does not turn the rest of the file into mojibake."""
+    text = error.object[error.start:error.end].decode("cp1252", errors="replace")
+    FALLBACK.extend(text)
+    return text, error.end
+
+
+codecs.register_error(ENCODING_FALLBACK, windows_1252_fallback)
+
+
+def text_encoding(start):
+    """The encoding of a text file from its first bytes: UTF-16 by its mark (Excel's "Unicode Text"), UTF-8
+    when any of its characters beyond ASCII are UTF-8 (a few stray bytes are then read as Windows-1252),
+    else Windows-1252."""
+    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        start.decode("utf-8")
+        return "utf-8-sig"
+    except UnicodeDecodeError:
+        pass
+    utf8 = re.findall(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}", start)
+    return "utf-8-sig" if utf8 else "cp1252"
 
 
 def text_in_sample(grid, header, decimal):
@@ -137,7 +180,7 @@ def text_in_sample(grid, header, decimal):
     for position, name in enumerate(names):
         cells = [row[position].strip() for row in grid[header:] if position < len(row) and row[position].strip()]
         if name.strip() and names.count(name) == 1 and any(
-                cell not in MISSING_MARKERS and number_in_text(cell, decimal) is None for cell in cells):
+                not is_blank(cell) and number_in_text(cell, decimal) is None for cell in cells):
             text.append(name.strip() if name.strip() == name else name)
     return text
 
@@ -149,7 +192,8 @@ def parse_delimited(path, encoding, separator, decimal, header, text_columns, ce
             warnings.simplefilter("error", pd.errors.ParserWarning)
             table = pd.read_csv(path, encoding=encoding, sep=separator, decimal=decimal, skiprows=header - 1,
                                 index_col=False, keep_default_na=False, na_values=[""], skip_blank_lines=False,
-                                dtype=str if cells_as_read else {column: "category" for column in text_columns})
+                                encoding_errors="strict" if encoding == "utf-16" else ENCODING_FALLBACK,
+                                dtype=str if cells_as_read else {column: str for column in text_columns})
     except pd.errors.EmptyDataError:
         raise InputError(f"{path} holds no table (no header row)") from None
     except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as error:
@@ -160,6 +204,10 @@ def parse_delimited(path, encoding, separator, decimal, header, text_columns, ce
                              "remove the extra cells (or add a header for them)") from None
         raise InputError(f"{path} is not a readable text table: {first_line(error)}") from None
     table.index = pd.RangeIndex(header - 1, header - 1 + len(table))
+    if not cells_as_read:  # texts as categories: a byte a cell, not a Python string; '02134' stays '02134'
+        for column in text_columns:
+            if column in table.columns:
+                table[column] = table[column].astype("category")
     return table
 
 
@@ -210,7 +258,7 @@ def first_long_row(path, encoding, separator, header):
     """(line number, fields, header fields) of the first row with more fields than the header, or None."""
     import csv
 
-    with open(path, encoding=encoding, newline="") as file:
+    with open(path, encoding=encoding, newline="", errors=ENCODING_FALLBACK) as file:
         rows = csv.reader(file, delimiter=separator)
         for _ in range(header - 1):
             next(rows, None)
@@ -230,11 +278,11 @@ def is_units_row(table, text_columns, decimal):
     over_numbers = 0
     for column in table.columns:
         cell = first[column]
-        if column in text_columns or is_empty_cell(cell):
+        if column in text_columns or is_blank(cell):
             continue
         if not isinstance(cell, str) or not np.isnan(cell_number(cell, decimal or ".")):
             return False  # a number: a row of data
-        rest = [value for value in below[column] if not is_empty_cell(value)]
+        rest = [value for value in below[column] if not is_blank(value)]
         numbers = [not np.isnan(cell_number(value, decimal or ".")) for value in rest]
         over_numbers += bool(numbers) and np.mean(numbers) >= 0.9
     return over_numbers >= 1
@@ -266,10 +314,14 @@ def read_workbook(path, sheet, cells_as_read, layout, wanted):
         names = book.sheet_names
         if not names:
             raise InputError(f"{path} holds no sheets")
-        notes = []
-        if sheet is None:
+        notes, name = [], None
+        if sheet is None and layout.usual_sheet in names:  # the sheet a trained model's table was on
+            table, header = sheet_table(book, path, layout.usual_sheet, layout, cells_as_read)
+            if all(column in map(nfc, table.columns) for column in wanted):
+                name = layout.usual_sheet
+        if sheet is None and name is None:
             name, table, header = choose_sheet(book, path, names, layout, wanted, cells_as_read, notes)
-        else:
+        elif sheet is not None:
             if sheet in names:
                 name = sheet
             elif sheet.isdigit() and 1 <= int(sheet) <= len(names):
@@ -285,7 +337,8 @@ def read_workbook(path, sheet, cells_as_read, layout, wanted):
     if header > 1:
         notes.append(f"Found the header on row {header} of sheet '{name}'; {rows_above(header)} above it "
                      f"(titles or blank) {'was' if header == 2 else 'were'} left out")
-    return table, notes
+    return table, notes, {"separator": None, "decimal": layout.decimal, "encoding": None, "header_row": header,
+                          "sheet": name}
 
 
 def sheet_table(book, path, name, layout, cells_as_read):
@@ -314,7 +367,7 @@ def column_names(cells):
     """Header cells as column names the way pandas makes them: 'Unnamed: 3' for an empty one, 'a.1' for a repeat."""
     names, seen = [], {}
     for position, cell in enumerate(cells):
-        name = f"Unnamed: {position}" if is_empty_cell(cell) else value_text(cell)
+        name = f"Unnamed: {position}" if is_empty_cell(cell) else plain_text(cell)
         if name in seen:
             seen[name] += 1
             name = f"{name}.{seen[name]}"

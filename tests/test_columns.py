@@ -55,7 +55,7 @@ def test_the_record_holds_what_training_learned(passenger_model):
     assert record["features"] == ["age"] and record["categorical_features"] == ["class", "sex", "port"]
     assert record["categories"][:2] == [["1", "2", "3"], ["female", "male"]]
     assert record["categories"][2] == ["Cherbourg", "Queenstown", "Southampton", ""]  # a blank is its own state
-    assert record["blanks_in_training"] is True and 1 <= record["fill"][0] <= 70
+    assert 1 <= record["fill"][0] <= 70
     state = torch.load(folder / "NetModel.pth", weights_only=True)
     assert state["layer1.weight"].shape == (24, 1 + 3 + 2 + 4)  # the tutorial's Network, one-hot inputs
 
@@ -109,19 +109,26 @@ def test_network_onnx_takes_the_row_as_it_comes(tmp_path, capsys, opset):
     session = onnxruntime.InferenceSession(str(tmp_path / "Network.onnx"), providers=["CPUExecutionProvider"])
     scores = session.run(["output"], {"input": numbers, "categories": texts})[0]
     model, record = dc.load_trained(str(tmp_path / "NetModel.pth"))
-    preprocessing = Preprocessing.from_record(record)
+    preprocessing = record.preprocessing()
     with torch.no_grad():
         expected = model(preprocessing.encode(numbers, categories_of(texts))).numpy()
     np.testing.assert_allclose(scores, expected, atol=1e-4)
-    assert "Checked" in out and "with onnxruntime on 47 test rows" in out  # 45 test rows, a blank and an unseen row
+    assert "Checked" in out and "with onnxruntime on 48 test rows" in out  # 45, a blank, an unseen and an NA row
 
 
-def test_a_table_of_numbers_only_keeps_the_tutorials_graph(trained):
+def test_a_table_of_numbers_only_is_the_tutorials_graph_behind_the_fill(trained):
     import onnx
+    import onnxruntime
 
     exported = onnx.load(trained / "Network.onnx")
-    assert [node.op_type for node in exported.graph.node] == ["Gemm", "Relu", "Gemm", "Relu", "Gemm", "Softmax"]
+    assert [node.op_type for node in exported.graph.node] == ["Imputer", "Gemm", "Relu", "Gemm", "Relu", "Gemm",
+                                                             "Softmax"]
     assert [value.name for value in exported.graph.input] == ["input"]
+    # a blank (NaN) is filled with the training rows' median, as predictions.csv fills it: no NaN scores
+    session = onnxruntime.InferenceSession(str(trained / "Network.onnx"), providers=["CPUExecutionProvider"])
+    blank, filled = session.run(["output"], {"input": np.array([[np.nan, 3.0, 1.4, 0.2], [5.8, 3.0, 1.4, 0.2]],
+                                                               dtype=np.float32)})[0]
+    np.testing.assert_allclose(blank, filled, atol=1e-6)
 
 
 def test_predict_with_text_and_blanks(passenger_model, capsys):
@@ -234,7 +241,7 @@ def test_a_few_whole_numbers_beside_codes_are_categories(tmp_path, capsys):
     assert "children (categories: 4)" in out and "quarter (categories: 5)" in out
     assert ("family: whole numbers mixed with codes such as '136A', 120 different values: taken as an identifier "
             "or a code; --categorical takes it as categories") in out
-    assert "crew: the same value in every row" in out
+    assert "crew: the same text in every row" in out
     table["age"] = table["age"].astype(object)
     table.loc[7, "age"] = "12,5 years"
     table.to_csv(tmp_path / "typo.csv", index=False)

@@ -163,7 +163,7 @@ def test_infinity_is_refused(tmp_path):
     table = blobs(rows=30)
     table.loc[0, "f0"] = np.inf
     table.to_csv(tmp_path / "t.csv", index=False)
-    with pytest.raises(InputError, match=r"column 'f0', row 2 holds inf, which is infinite"):
+    with pytest.raises(InputError, match=r"column 'f0', row 2 holds 'inf', which is infinite"):
         dc.load_data(str(tmp_path / "t.csv"), "kind")
 
 

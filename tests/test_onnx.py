@@ -101,7 +101,7 @@ def test_default_run_converts_and_no_onnx_skips(trained, capsys):
     code, out, _ = run_main(capsys, "--skip-training", "--opset", 7, "--output-dir", trained)
     assert code == 0
     assert "Model has been converted to ONNX" in out
-    assert "(opset 7) with onnxruntime on 45 test rows: same predicted classes" in out
+    assert "(opset 7) with onnxruntime on 48 test rows: same predicted classes" in out  # 45, a blank row and two
     assert onnx.load(str(trained / "Network.onnx")).opset_import[0].version == 7
     os.remove(trained / "Network.onnx")
     code, out, _ = run_main(capsys, "--skip-training", "--no-onnx", "--output-dir", trained)

@@ -10,7 +10,7 @@ import torch
 
 from conftest import TUTORIAL_SAMPLE, blobs, dc, needs_tutorial_sample, run_cli, run_main
 from classifier_kit.prediction import probabilities
-from classifier_kit.record import IRIS_CLASSES, IRIS_FEATURES, load_metadata, load_model, weights_fingerprint
+from classifier_kit.record import IRIS_CLASSES, IRIS_FEATURES, ModelRecord, fingerprint, load_model, weights_fingerprint
 
 
 def test_own_csv_with_five_classes_trains_and_reports_each(tmp_path, capsys):
@@ -24,10 +24,14 @@ def test_own_csv_with_five_classes_trains_and_reports_each(tmp_path, capsys):
         assert f"Accuracy to predict {name} :" in out
     metadata = json.loads((tmp_path / "NetModel.json").read_text())
     state = torch.load(tmp_path / "NetModel.pth", weights_only=True)
-    assert metadata == {"features": ["f0", "f1", "f2", "f3"],
-                        "classes": ["class_a", "class_b", "class_c", "class_d", "class_e"], "label": "kind",
-                        "weights_sha256": weights_fingerprint(state), "fill": metadata["fill"],
-                        "blanks_in_training": False}
+    content = {"format": 2, "features": ["f0", "f1", "f2", "f3"], "categorical_features": [], "categories": [],
+               "fill": metadata["fill"], "input_offset": None,
+               "classes": ["class_a", "class_b", "class_c", "class_d", "class_e"], "label": "kind",
+               "layout": {"kind": "text", "separator": ",", "decimal": ".", "encoding": "utf-8-sig", "header_row": 1,
+                          "sheet": None},
+               "seed": 1, "split": {"rows": 200, "train": 100, "validate": 40, "test": 60},
+               "weights_sha256": weights_fingerprint(state)}
+    assert metadata == dict(content, fingerprint=fingerprint(content))
     assert len(metadata["fill"]) == 4
 
 
@@ -95,7 +99,22 @@ def test_tutorial_style_checkpoint_without_metadata(tmp_path, capsys):
     """A plain state_dict of a 4 -> 3 Network, as the tutorial saves it, with no JSON beside it."""
     model = dc.Network(4, 3)
     dc.save_model(model.state_dict(), str(tmp_path / "NetModel.pth"))
-    assert load_metadata(str(tmp_path / "NetModel.pth")) == {
-        "features": IRIS_FEATURES, "classes": IRIS_CLASSES, "label": "Iris_Type"}
-    code, out, _ = run_main(capsys, "--predict", 1, 2, 3, 4, "--output-dir", tmp_path)
+    record = ModelRecord.load(str(tmp_path / "NetModel.pth"), quiet=True)
+    assert (record.features, record.classes, record.label, record.fill) == (IRIS_FEATURES, IRIS_CLASSES, "Iris_Type",
+                                                                             None)
+    code, out, err = run_main(capsys, "--predict", 1, 2, 3, 4, "--output-dir", tmp_path)
     assert code == 0 and out.split()[0] in IRIS_CLASSES
+    assert err.strip() == (f"note: {tmp_path / 'NetModel.pth'} has no NetModel.json beside it, so it is taken as the "
+                           "tutorial's Iris model (4 measurements in cm, 3 species)")
+
+
+def test_a_checkpoint_without_its_record_refuses_blanks_on_every_path(tmp_path, capsys, iris):
+    """The tutorial's bare checkpoint has no fill values: a blank is refused by --skip-training and prediction alike."""
+    dc.save_model(dc.Network(4, 3).state_dict(), str(tmp_path / "NetModel.pth"))
+    iris.loc[3, "petal width in cm"] = None
+    iris.to_csv(tmp_path / "blanks.csv", index=False)
+    for args in (["--skip-training", "--data", tmp_path / "blanks.csv"], ["--predict-file", tmp_path / "blanks.csv"],
+                 ["--predict", 5.1, 3.5, 1.4, ""]):
+        code, _, err = run_main(capsys, *args, "--output-dir", tmp_path)
+        assert code == 2
+        assert "'petal width in cm' is blank, and the model has no value to fill it with" in err.splitlines()[-1]

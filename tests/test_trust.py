@@ -117,7 +117,7 @@ def test_ctrl_c_during_training_saves_the_best_model_so_far_as_a_matching_pair(r
     changed = sorted(name for name in after if after[name] != before[name])
     assert changed == ["NetModel.json", "NetModel.pth"]
     model, record = dc.load_trained(str(results / "NetModel.pth"))  # the fingerprint matches
-    assert record["classes"] == IRIS_CLASSES
+    assert record.classes == IRIS_CLASSES
 
 
 def test_a_closed_pipe_ends_the_run_quietly_and_changes_nothing(results):
@@ -268,7 +268,7 @@ def test_options_that_cannot_apply_are_named_as_ignored(trained, capsys):
     assert out.startswith("Iris-setosa (")
 
 
-@pytest.mark.parametrize("value", ["1e39", "3.5e38", "inf", "nan"])
+@pytest.mark.parametrize("value", ["1e39", "3.5e38", "inf", "-Infinity"])
 def test_a_value_not_finite_in_float32_is_refused_everywhere(trained, capsys, value):
     code, _, err = run_main(capsys, "--predict", value, 3, 1, 1, "--output-dir", trained)
     assert code == 2
@@ -276,19 +276,46 @@ def test_a_value_not_finite_in_float32_is_refused_everywhere(trained, capsys, va
                                "a 32-bit float (the largest is 3.4e+38); features must be finite numbers")
 
 
-@pytest.mark.parametrize("record, problem", [
-    ({"features": IRIS_FEATURES, "classes": [0, 1, 2]}, "'classes' must be a list of at least 2 non-empty texts"),
-    ({"features": [IRIS_FEATURES], "classes": IRIS_CLASSES}, "'features' must be a list of at least 1"),
-    ({"features": IRIS_FEATURES, "classes": ["a", "a"]}, "'classes' names a value twice"),
-    ({"features": IRIS_FEATURES, "classes": IRIS_CLASSES, "label": 3}, "'label' must be a text"),
-    ({"features": IRIS_FEATURES, "classes": IRIS_CLASSES, "input_offset": [1, 2]}, "'input_offset' must be"),
-    ([1, 2], "it must be a JSON object"),
+@pytest.mark.parametrize("change, problem", [
+    (lambda record: record.update(classes=[0, 1, 2]), "'classes' must be a list of at least 2 non-empty texts"),
+    (lambda record: record.update(features=[IRIS_FEATURES]), "'features' must be a list of at least 1"),
+    (lambda record: record.update(classes=["a", "a"]), "'classes' names a value twice"),
+    (lambda record: record.update(label=3), "'label' must be a text"),
+    (lambda record: record.update(input_offset=[1, 2]), "'input_offset' must be"),
+    (lambda record: record.pop("format"), "it is of format 1, written by an earlier DataClassifier"),
+    (lambda record: record.pop("split"), "it lacks split"),
+    (lambda record: record.clear() or record.update({"0": [1, 2]}), "this one reads format 2"),
 ])
-def test_every_malformed_record_is_one_error_line(trained, capsys, record, problem):
+def test_every_malformed_record_is_one_error_line(trained, capsys, change, problem):
+    record = json.loads((trained / "NetModel.json").read_text())
+    change(record)
     (trained / "NetModel.json").write_text(json.dumps(record))
     code, _, err = run_main(capsys, "--predict", 5.1, 3.5, 1.4, 0.2, "--output-dir", trained)
     assert code == 2
     assert problem in last_error(err) and "NetModel.json: not the record DataClassifier writes" in last_error(err)
+
+
+@pytest.mark.parametrize("change", [
+    lambda record: record["classes"].reverse(),                      # 94 % would become 6 %
+    lambda record: record["features"].reverse(),
+    lambda record: record["fill"].__setitem__(0, 99.0),
+    lambda record: record.update(seed=7),
+    lambda record: record["layout"].update(decimal=","),
+])
+def test_an_edited_record_is_refused_by_every_path(trained, capsys, change):
+    record = json.loads((trained / "NetModel.json").read_text())
+    change(record)
+    (trained / "NetModel.json").write_text(json.dumps(record, indent=2))
+    for args in (["--predict", 5.1, 3.5, 1.4, 0.2], ["--skip-training"], ["--predict-file", dc.DEFAULT_DATA]):
+        code, _, err = run_main(capsys, *args, "--output-dir", trained)
+        assert code == 2
+        assert last_error(err).startswith(f"error: {trained / 'NetModel.json'} was changed after training: what it "
+                                          "holds no longer matches its fingerprint")
+
+
+def test_nan_and_the_other_missing_markers_are_blanks_in_predict_as_in_a_table(trained, capsys):
+    answers = {run_main(capsys, "--predict", value, 3, 1, 1, "--output-dir", trained)[1] for value in ("", "nan", "NA")}
+    assert len(answers) == 1 and next(iter(answers)).startswith("Iris-")
 
 
 def test_predictions_keep_the_cells_as_read_and_never_replace_an_input_column(trained, capsys):

@@ -1,0 +1,211 @@
+"""One row, one answer: the training run's test, --skip-training, --predict-file, --predict and Network.onnx
+give every row the same class and probabilities, on tables that hold what real tables hold."""
+import math
+import unicodedata
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import dc, run_main
+import classifier_kit.prediction
+from classifier_kit.cells import MISSING_MARKERS
+from classifier_kit.record import ModelRecord
+
+ROWS = 80
+PREDICTED_ROWS = 6  # rows also asked one at a time with --predict
+
+
+def measurements(generator, label):
+    """Two numbers that tell the classes apart a little, and noise."""
+    return generator.normal(label * 1.5, 1.0), generator.normal(-label, 1.0)
+
+
+def markers_table(generator):
+    """Blanks and every missing marker, in number columns and in a text column; a value seen once."""
+    label = np.arange(ROWS) % 2
+    first, second = measurements(generator, label)
+    city = generator.choice(["Bern", "Basel", "Genf"], ROWS).astype(object)
+    markers = ["", "None", "NA", "n/a", "NULL", "-", " "] + list(MISSING_MARKERS)
+    cells = pd.DataFrame({"first": [f"{value:.3f}" for value in first], "second": [f"{value:.2f}" for value in second],
+                          "city": city, "alley": np.where(label == 1, "Pave", "None"),
+                          "kind": np.where(label == 1, "yes", "no")})
+    for number, marker in enumerate(markers):
+        cells.loc[(3 * number + 1) % ROWS, "first"] = marker
+        cells.loc[(5 * number + 2) % ROWS, "city"] = marker
+    cells.loc[0, ["first", "second"]] = ["NA", "n/a"]  # the first row: data with blanks, not a row of units
+    cells.loc[7, "second"] = "T"  # a word in a number column: read as a blank
+    cells.loc[11, "city"] = "Lugano"  # in one row only
+    return cells
+
+
+def european_table(generator):
+    """Tab-separated, decimal commas, every number with three decimals (1,250 is one and a quarter)."""
+    label = np.arange(ROWS) % 3
+    first, second = measurements(generator, label)
+    return pd.DataFrame({"Länge": [f"{value:.3f}".replace(".", ",") for value in first],
+                         "Breite": [f"{abs(value) + 1:.3f}".replace(".", ",") for value in second],
+                         "Art": np.array(["rot", "grün", "blau"])[label]})
+
+
+def postal_codes_table(generator):
+    """Postal codes with leading zeros, taken as categories with --categorical zip."""
+    label = np.arange(ROWS) % 2
+    first, _ = measurements(generator, label)
+    codes = np.where(label == 1, generator.choice(["02134", "02135"], ROWS), generator.choice(["10001", "00501"], ROWS))
+    return pd.DataFrame({"share": [f"{value / 10:.4f}" for value in first], "zip": codes,
+                         "bought": np.where(generator.random(ROWS) < 0.85, label, 1 - label).astype(str)})
+
+
+def float_labels_table(generator):
+    label = np.arange(ROWS) % 2
+    first, second = measurements(generator, label)
+    return pd.DataFrame({"a": [f"{value:.2f}" for value in first], "b": [f"{value:.2f}" for value in second],
+                         "churn": np.where(label == 1, "1.0", "0.0")})
+
+
+def true_false_table(generator):
+    label = np.arange(ROWS) % 2
+    first, second = measurements(generator, label)
+    return pd.DataFrame({"a": [f"{value:.2f}" for value in first], "b": [f"{value:.2f}" for value in second],
+                         "member": np.where(label == 1, "TRUE", "FALSE")})
+
+
+def unicode_table(generator):
+    """'café' typed on a Mac (decomposed) and on Windows (composed), and a header with ß and ö."""
+    label = np.arange(ROWS) % 2
+    first, _ = measurements(generator, label)
+    place = np.where(generator.random(ROWS) < 0.5, "café", "bar")
+    place = [unicodedata.normalize("NFD" if number % 2 else "NFC", value) for number, value in enumerate(place)]
+    return pd.DataFrame({"Größe": [f"{value:.2f}" for value in first], "Ort": place,
+                         "Zürich": np.where(label == 1, "ja", "nein")})
+
+
+def workbook_table(generator):
+    """Text cells with decimal commas in a workbook, '0,36' beside '2,274' (one mark for the sheet), its Notes
+    sheet first and longer than the data."""
+    label = np.arange(ROWS) % 2
+    first, second = measurements(generator, label)
+    return pd.DataFrame({"Anteil": [f"{abs(value) / 10:.2f}".replace(".", ",") for value in first],
+                         "Gewicht": [f"{abs(value) + 1:.3f}".replace(".", ",") for value in second],
+                         "Sorte": np.where(label == 1, "A", "B")})
+
+
+def mixed_encoding_table(generator):
+    """A UTF-8 file with one line saved by another program in Windows-1252."""
+    label = np.arange(ROWS) % 2
+    first, _ = measurements(generator, label)
+    city = np.where(generator.random(ROWS) < 0.5, "Zürich", "Genève")
+    return pd.DataFrame({"x": [f"{value:.2f}" for value in first], "city": city,
+                         "kind": np.where(label == 1, "yes", "no")})
+
+
+TABLES = {
+    "markers": (markers_table, "kind", "markers.csv", {}, []),
+    "european": (european_table, "Art", "european.txt", {"sep": "\t"}, []),
+    "postal codes": (postal_codes_table, "bought", "codes.csv", {}, ["--categorical", "zip"]),
+    "float labels": (float_labels_table, "churn", "float.csv", {}, []),
+    "TRUE/FALSE labels": (true_false_table, "member", "members.csv", {}, []),
+    "decomposed unicode": (unicode_table, "Zürich", "unicode.csv", {}, []),
+    "workbook with notes": (workbook_table, "Sorte", "data.xlsx", {}, []),
+    "a Windows-1252 line in UTF-8": (mixed_encoding_table, "kind", "mixed.csv", {"windows_1252_row": 5}, []),
+}
+
+
+def write_table(cells, path, options):
+    if path.suffix == ".xlsx":
+        with pd.ExcelWriter(path) as writer:
+            pd.DataFrame({"Notes": ["This workbook holds the data on the next sheet."] * (len(cells) + 20)}).to_excel(
+                writer, sheet_name="Notes", index=False)
+            cells.to_excel(writer, sheet_name="Data", index=False)
+    else:
+        lines = cells.to_csv(index=False, sep=options.get("sep", ","), lineterminator="\n").splitlines(keepends=True)
+        odd = options.get("windows_1252_row")
+        path.write_bytes(b"".join(line.encode("cp1252" if number == odd else "utf-8")
+                                  for number, line in enumerate(lines)))
+
+
+def spy_on_tests(monkeypatch):
+    """The probabilities the run's own test gives each of its test rows, in the test set's order."""
+    seen = []
+    real_test = dc.test
+
+    def test(model, test_loader, device):
+        with torch.no_grad():
+            seen.append(torch.cat([torch.softmax(model(inputs), dim=1) for inputs, _ in test_loader]).numpy())
+        return real_test(model, test_loader, device)
+
+    monkeypatch.setattr(dc, "test", test)
+    return seen
+
+
+def app_inputs(cells, record):
+    """A row as the README tells an app to feed Network.onnx: numbers (NaN for a blank or a word, the table's
+    decimal mark), texts as the file shows them, trimmed and in composed Unicode."""
+    def number(text):
+        try:
+            return float(str(text).strip().replace(record.layout.get("decimal") or ".", "."))
+        except ValueError:
+            return math.nan
+
+    numbers = np.array([[number(cells.loc[row, column]) for column in record.features] for row in cells.index],
+                       dtype=np.float32)
+    texts = np.array([[unicodedata.normalize("NFC", str(cells.loc[row, column]).strip())
+                       for column in record.categorical_features] for row in cells.index], dtype=object)
+    return numbers, texts
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_every_path_gives_each_row_the_same_answer(name, tmp_path, capsys, monkeypatch):
+    import onnxruntime
+
+    make, label, file_name, options, extra = TABLES[name]
+    cells = make(np.random.default_rng(len(name)))
+    path = tmp_path / file_name
+    write_table(cells, path, options)
+    seen = spy_on_tests(monkeypatch)
+    code, out, err = run_main(capsys, "--data", path, "--label", label, "--epochs", 4, "--output-dir", tmp_path, *extra)
+    assert code == 0, err
+    code, _, err = run_main(capsys, "--data", path, "--skip-training", "--no-onnx", "--output-dir", tmp_path)
+    assert code == 0, err
+    trained, tested_again = seen
+    record = ModelRecord.load(str(tmp_path / "NetModel.pth"))
+    test_rows = dc.split_data(len(cells), 1)[2].numpy()
+    np.testing.assert_allclose(tested_again, trained, atol=1e-5)
+
+    code, _, err = run_main(capsys, "--predict-file", path, "--output-dir", tmp_path)
+    assert code == 0, err
+    written = pd.read_csv(tmp_path / "predictions.csv", dtype=str, keep_default_na=False)
+    assert len(written) == len(cells)
+    assert written[list(cells.columns)].equals(cells.astype(str)), "predictions.csv holds each row's own cells"
+    from_file = written[list(record.classes)].astype(float).to_numpy()
+    np.testing.assert_allclose(from_file[test_rows], trained, atol=1e-5)
+    assert list(written["Predicted"]) == [record.classes[number] for number in from_file.argmax(axis=1)]
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "Network.onnx"), providers=["CPUExecutionProvider"])
+    numbers, texts = app_inputs(cells, record)
+    feed = {"input": numbers} if record.features else {}
+    if record.categorical_features:
+        feed["categories"] = texts
+    from_onnx = session.run(["probabilities"], feed)[0]
+    np.testing.assert_allclose(from_onnx, from_file, atol=1e-5)
+
+    asked = []
+    monkeypatch.setattr(classifier_kit.prediction, "probabilities",
+                        lambda model, inputs: asked.append(dc_probabilities(model, inputs)) or asked[-1])
+    asked_rows = [row for row in test_rows if not any(  # argparse takes '-NaN' for an option
+        cells.loc[row, column].startswith("-") and not cells.loc[row, column][1:2].isdigit()
+        for column in record.inputs)][:PREDICTED_ROWS]
+    for row in asked_rows:
+        values = [cells.loc[row, column] for column in record.inputs]
+        code, out, err = run_main(capsys, "--predict", *values, "--output-dir", tmp_path)
+        assert code == 0, err
+        assert out.split(" (")[0] == record.classes[int(from_file[row].argmax())]
+    np.testing.assert_allclose(np.concatenate([chances.numpy() for chances in asked]),
+                               from_file[asked_rows], atol=1e-5)
+
+
+def dc_probabilities(model, inputs):
+    with torch.no_grad():
+        return torch.softmax(model(inputs), dim=1)
