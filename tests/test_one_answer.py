@@ -1,6 +1,8 @@
 """One row, one answer: the training run's test, --skip-training, --predict-file, --predict and Network.onnx
 give every row the same class and probabilities, on tables that hold what real tables hold."""
+import json
 import math
+import os
 import unicodedata
 
 import numpy as np
@@ -174,7 +176,8 @@ def test_every_path_gives_each_row_the_same_answer(name, tmp_path, capsys, monke
     test_rows = dc.split_data(len(cells), 1)[2].numpy()
     np.testing.assert_allclose(tested_again, trained, atol=1e-5)
 
-    code, _, err = run_main(capsys, "--predict-file", path, "--output-dir", tmp_path)
+    code, out, err = run_main(capsys, "--predict-file", path, "--output-dir", tmp_path, "--metrics",
+                              tmp_path / "metrics.json")
     assert code == 0, err
     written = pd.read_csv(tmp_path / "predictions.csv", dtype=str, keep_default_na=False)
     assert len(written) == len(cells)
@@ -182,6 +185,10 @@ def test_every_path_gives_each_row_the_same_answer(name, tmp_path, capsys, monke
     from_file = written[list(record.classes)].astype(float).to_numpy()
     np.testing.assert_allclose(from_file[test_rows], trained, atol=1e-5)
     assert list(written["Predicted"]) == [record.classes[number] for number in from_file.argmax(axis=1)]
+    right = float((written["Predicted"] == written[label]).mean())  # labels as the file shows them
+    metrics = json.loads((tmp_path / "metrics.json").read_text("utf-8"))
+    assert metrics["accuracy"] == pytest.approx(right) and metrics["rows"] == len(cells)
+    assert f"Accuracy against the '{label}' column: {100 * right:.1f} % of {len(cells)} rows" in out
 
     session = onnxruntime.InferenceSession(str(tmp_path / "Network.onnx"), providers=["CPUExecutionProvider"])
     numbers, texts = app_inputs(cells, record)
@@ -209,3 +216,72 @@ def test_every_path_gives_each_row_the_same_answer(name, tmp_path, capsys, monke
 def dc_probabilities(model, inputs):
     with torch.no_grad():
         return torch.softmax(model(inputs), dim=1)
+
+
+def test_label_values_the_model_does_not_know_are_counted_apart_in_print_and_metrics(tmp_path, capsys):
+    cells = float_labels_table(np.random.default_rng(3))
+    cells.to_csv(tmp_path / "train.csv", index=False)
+    code, _, err = run_main(capsys, "--data", tmp_path / "train.csv", "--label", "churn", "--epochs", 4, "--no-onnx",
+                            "--output-dir", tmp_path)
+    assert code == 0, err
+    cells.loc[[2, 5], "churn"] = ["maybe", ""]
+    cells.to_csv(tmp_path / "new.csv", index=False)
+    code, out, err = run_main(capsys, "--predict-file", tmp_path / "new.csv", "--metrics", tmp_path / "m.json",
+                              "--output-dir", tmp_path)
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["rows"] == ROWS - 2 and metrics["rows_left_out"] == {"count": 2, "values": ["", "maybe"]}
+    assert f"Accuracy against the 'churn' column: {100 * metrics['accuracy']:.1f} % of {ROWS - 2} rows" in out
+    assert "Not counted: 2 rows whose 'churn' is empty or not one of the model's classes ('', 'maybe')" in out
+
+
+def test_skip_training_tests_the_training_runs_own_test_rows(tmp_path, capsys):
+    cells = markers_table(np.random.default_rng(4))
+    cells.to_csv(tmp_path / "t.csv", index=False)
+    code, trained, err = run_main(capsys, "--data", tmp_path / "t.csv", "--label", "kind", "--seed", 3, "--epochs", 4,
+                                  "--no-onnx", "--output-dir", tmp_path)
+    assert code == 0, err
+    code, tested, err = run_main(capsys, "--data", tmp_path / "t.csv", "--skip-training", "--seed", 7, "--no-onnx",
+                                 "--output-dir", tmp_path)
+    assert code == 0, err
+    assert "note: --seed does nothing with --skip-training" in err
+    accuracy = [line for line in trained.splitlines() if line.startswith("Accuracy of the model")]
+    assert accuracy and accuracy == [line for line in tested.splitlines() if line.startswith("Accuracy of the model")]
+    pd.concat([cells, cells.head(10)]).to_csv(tmp_path / "more.csv", index=False)
+    code, tested, err = run_main(capsys, "--data", tmp_path / "more.csv", "--skip-training", "--no-onnx",
+                                 "--output-dir", tmp_path)
+    assert code == 0, err
+    assert (f"note: {tmp_path / 'more.csv'} gives {ROWS + 10} rows where the model was trained on {ROWS}, so its test "
+            "rows are not the training run's own") in tested
+
+
+def test_predict_reads_its_values_as_cells_of_the_models_table(tmp_path, capsys):
+    european_table(np.random.default_rng(5)).to_csv(tmp_path / "eu.csv", index=False, sep=";")
+    code, _, err = run_main(capsys, "--data", tmp_path / "eu.csv", "--label", "Art", "--epochs", 2, "--no-onnx",
+                            "--output-dir", tmp_path)
+    assert code == 0, err
+    code, out, err = run_main(capsys, "--predict", "1,5", "T", "--output-dir", tmp_path)  # a decimal comma, a word
+    assert code == 0, err
+    assert out.split(" (")[0] in ("rot", "grün", "blau")
+    assert "Words in number columns, read as blank cells: Breite 1 ('T')" in err
+    code, _, err = run_main(capsys, "--predict", "1,5 cm", "2", "--output-dir", tmp_path)
+    assert code == 2 and err.strip().endswith("--predict: '1,5 cm' for 'Länge' is not a number; features must be "
+                                              "numbers")
+
+
+def test_column_names_match_whatever_the_unicode_form(tmp_path, capsys):
+    cells = unicode_table(np.random.default_rng(6))
+    cells.columns = [unicodedata.normalize("NFD", name) for name in cells.columns]  # saved on a Mac
+    cells.to_csv(tmp_path / "mac.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "mac.csv", "--label", "Zürich", "--features", "Größe",
+                              "Ort", "--epochs", 2, "--no-onnx", "--output-dir", tmp_path)
+    assert code == 0, err
+    assert "Input features (2): Größe, Ort (categories: 2)" in out  # 'café' in both forms is one category
+
+
+def test_a_column_named_twice_in_features_is_refused_before_anything_is_written(tmp_path, capsys):
+    markers_table(np.random.default_rng(7)).to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = run_main(capsys, "--data", tmp_path / "t.csv", "--label", "kind", "--features", "first", "first",
+                            "city", "--output-dir", tmp_path)
+    assert code == 2 and "--features names 'first' more than once; name each column once" in err
+    assert sorted(os.listdir(tmp_path)) == ["t.csv"]
