@@ -50,7 +50,8 @@ try:  # the libraries take a second or two to load: Ctrl-C meanwhile ends quietl
                                         numeric_matrix, rows_to_use, sorted_classes, text_codes)
     from classifier_kit.errors import InputError, RunError, column_list, first_line
     from classifier_kit.onnx_export import CHECK_ROWS, compare_scores
-    from classifier_kit.outputs import OutputFiles, atomic_path, write_json, write_model
+    from classifier_kit.outputs import (CommitInterrupted, OutputFiles, atomic_path, stop_on_terminate, write_json,
+                                        write_model)
     from classifier_kit.pictures import import_pyplot, write_pictures
     from classifier_kit.preprocessing import CodedInputs, Preprocessing, raw_rows, rows_of, show_preprocessing
     from classifier_kit.quality import class_report, cross_validate, imbalance_note, print_report
@@ -577,6 +578,7 @@ def train_test_convert(args, files, record=None):
 
 def main(argv=None):
     command_line.console_safe_output()
+    stop_on_terminate()
     args = None
     try:
         args = command_line.parse_args(argv, TUTORIAL)
@@ -593,6 +595,10 @@ def main(argv=None):
         else:
             print("\nInterrupted: training stopped before the first checkpoint; nothing was saved", file=sys.stderr)
         return 130
+    except CommitInterrupted as interrupted:
+        print(f"\nInterrupted while the outputs were put in place; the run waited until all of them were: "
+              f"{', '.join(interrupted.replaced)} replaced", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("\nInterrupted; no file in the output folder was changed", file=sys.stderr)
         return 130
@@ -603,10 +609,11 @@ def main(argv=None):
         if os.environ.get("DATACLASSIFIER_DEBUG"):
             raise
         if isinstance(error, OSError):
-            print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
-        else:
-            print(f"error: internal error ({type(error).__name__}: {first_line(error)}); please report it "
-                  "(set DATACLASSIFIER_DEBUG=1 to see the full traceback)", file=sys.stderr)
+            problem = command_line.input_problem(error)
+            print(f"error: {error.filename or ''}: {error.strerror or error}{problem or ''}", file=sys.stderr)
+            return 2 if problem else 1
+        print(f"error: internal error ({type(error).__name__}: {first_line(error)}); please report it "
+              "(set DATACLASSIFIER_DEBUG=1 to see the full traceback)", file=sys.stderr)
         return 1
 
 

@@ -35,6 +35,10 @@ def column_roles(table, label, path, features=None, categorical=()):
         if column == label or (features and column not in features):
             continue
         values = table[column]
+        if not features and re.fullmatch(rf"{re.escape(label)}\.\d+", str(column)):
+            left_out.append((column, f"a second column named like the label '{label}': it would give the answer "
+                                     "away"))
+            continue
         if features or column in categorical:
             kind = asked_role(values, column, path, column in categorical)
         else:

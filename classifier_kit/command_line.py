@@ -229,6 +229,18 @@ def console_safe_output():
             stream.reconfigure(errors="backslashreplace")
 
 
+def input_problem(error):
+    """For an error of the file system that is the input's or the places it names (no permission, a read-only
+    or full disk), what to do about it; else None."""
+    advice = {errno.EACCES: "; give the run permission to read and write it, or choose another file or --output-dir",
+              errno.EPERM: "; give the run permission to read and write it, or choose another file or --output-dir",
+              errno.EROFS: "; the disk is read-only: choose another --output-dir",
+              errno.ENOSPC: "; the disk is full: free some space, or choose another --output-dir",
+              getattr(errno, "EDQUOT", -1): "; the disk quota is used up: free some space, or choose another "
+                                            "--output-dir"}
+    return advice.get(error.errno)
+
+
 def output_closed(error):
     """Whether an error is the standard output's reader going away (`| head`)."""
     return isinstance(error, BrokenPipeError) or (

@@ -1,9 +1,13 @@
 """Staged outputs: every file a run writes is put in place only when the run succeeds; the folder lock."""
 import contextlib
+import errno
 import io
 import json
 import os
+import re
 import signal
+import stat
+import sys
 import tempfile
 import time
 
@@ -20,18 +24,26 @@ def temporary_beside(path):
     return temporary
 
 
-def put_in_place(temporary, path):
-    """Flush the finished temporary file to disk and rename it onto `path`.
+def flush(temporary):
+    """Flush a finished temporary file to disk, with the permissions a new file gets.
 
-    Windows' fsync (_commit) needs a handle open for writing, hence "r+b". Windows also
-    refuses to replace a file another program holds open; a virus scanner may hold the new
-    file for a moment, so the rename is tried a few times before the error names the file.
+    Windows' fsync (_commit) needs a handle open for writing, hence "r+b".
     """
     with open(temporary, "r+b") as written:
         os.fsync(written.fileno())
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(temporary, 0o666 & ~umask)
+
+
+def put_in_place(temporary, path, flushed=False):
+    """Flush the finished temporary file to disk and rename it onto `path`.
+
+    Windows refuses to replace a file another program holds open; a virus scanner may hold
+    the new file for a moment, so the rename is tried a few times before the error names the file.
+    """
+    if not flushed:
+        flush(temporary)
     for attempt in range(3):
         try:
             os.replace(temporary, path)
@@ -81,51 +93,147 @@ def atomic_path(path):
         raise
 
 
+STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM]  # Ctrl-C; a stop from timeout, CI, docker stop, a closed terminal
+
+
+def stop_on_terminate():
+    """SIGTERM ends a run as Ctrl-C does: whatever was staged is removed, the folder is left as it was."""
+    def stop(*_):
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError, OSError):  # only the main thread may set a handler
+        signal.signal(signal.SIGTERM, stop)
+
+
+class CommitInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM while the outputs were put in place: it waited until they all were."""
+
+    def __init__(self, replaced):
+        super().__init__(replaced)
+        self.replaced = replaced
+
+
 @contextlib.contextmanager
 def interrupts_deferred():
-    """Ctrl-C waits until the block is done, so that files are put in place together."""
+    """Ctrl-C and SIGTERM wait until the block is done, so that files are put in place together."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received = []
-    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    previous = {number: signal.signal(number, lambda *_: received.append(True)) for number in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.default_int_handler)
     if received:
         raise KeyboardInterrupt
 
 
 LOCK_NAME = ".DataClassifier.lock"
+JOURNAL_NAME = ".DataClassifier.commit"  # what a commit under way renames, so that the next run can finish it
+RESERVED_NAMES = (LOCK_NAME, JOURNAL_NAME)
+# A temporary that tempfile.mkstemp made for an output: "." + its name + "." + 8 characters + ".tmp"
+TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def finish_commit(folder):
+    """Finish the commit of a run that was killed while it put its outputs in place (SIGKILL, a power cut):
+    the renames its journal lists whose temporary is still there. Then remove the temporaries that killed
+    runs left. Returns the names it put in place. Called with the folder locked."""
+    journal, done = os.path.join(folder, JOURNAL_NAME), []
+    if os.path.isfile(journal) and not os.path.islink(journal):
+        try:
+            with open(journal, encoding="utf-8") as file:
+                renames = json.load(file)
+        except (OSError, ValueError):
+            renames = []  # torn while it was written: nothing had been renamed yet
+        for temporary, destination in renames:
+            temporary, destination = os.path.join(folder, temporary), os.path.join(folder, destination)
+            if os.path.isfile(temporary):
+                os.replace(temporary, destination)
+                done.append(os.path.basename(destination))
+        os.unlink(journal)
+    for name in os.listdir(folder):
+        if TEMPORARY.match(name) and os.path.isfile(os.path.join(folder, name)):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+    return done
+
+
+def write_journal(folder, renames):
+    """The renames a commit is about to make in `folder`, on disk before the first of them."""
+    journal = os.path.join(folder, JOURNAL_NAME)
+    temporary = journal + ".new"
+    with open(temporary, "w", encoding="utf-8") as file:
+        json.dump([[os.path.basename(source), os.path.basename(target)] for source, target in renames], file)
+    flush(temporary)
+    os.replace(temporary, journal)
+    sync_folder(folder)
+
+
+def sync_folder(folder):
+    """Make the renames in a folder durable (POSIX; Windows' renames need no such step and cannot open folders)."""
+    if os.name == "nt":
+        return
+    with contextlib.suppress(OSError):  # not every file system can sync a folder; the renames are still atomic
+        handle = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
 
 
 class FolderLock:
     """Keeps a second DataClassifier run from writing into the same folder at the same time.
 
     An operating-system lock on a small file in the folder: released when the process ends
-    however it ends, so a killed run never leaves the folder locked.
+    however it ends, so a killed run never leaves the folder locked. The lock file is never
+    followed through a link, and a file of that name that is not a lock is never written to.
     """
 
     def __init__(self, folder):
         self.path = os.path.join(folder, LOCK_NAME)
         self.handle = None
         for _ in range(5):
-            handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            handle = self.open(folder)
             if not self.try_lock(handle):
                 holder = self.holder()
                 os.close(handle)
                 raise InputError(f"another DataClassifier run{holder} is writing to {folder}; wait for it to "
                                  "finish, or choose another --output-dir")
             if self.still_named(handle):
+                self.check_is_a_lock(handle)
                 os.ftruncate(handle, 0)
                 os.write(handle, str(os.getpid()).encode())
                 self.handle = handle
                 return
             os.close(handle)  # the run that held it removed the file meanwhile: lock the new one
         raise RunError(f"could not lock {self.path}")
+
+    def open(self, folder):
+        if os.path.islink(self.path):
+            raise InputError(f"{self.path} is a link, not DataClassifier's lock file; remove it and run again")
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise InputError(f"{self.path} is a link, not DataClassifier's lock file; remove it and run "
+                                 "again") from None
+            raise InputError(f"{folder} cannot be written to ({error.strerror}); make it writable, or choose "
+                             "another --output-dir") from None
+
+    def check_is_a_lock(self, handle):
+        """Refuse a file of the lock's name that holds something else than a process number."""
+        info = os.fstat(handle)
+        os.lseek(handle, 0, os.SEEK_SET)
+        content = os.read(handle, 64)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > 20 or not content.strip().isdigit() and content:
+            os.close(handle)
+            raise InputError(f"{self.path} is not DataClassifier's lock file (it holds something else); move it "
+                             "away and run again")
 
     @staticmethod
     def try_lock(handle):
@@ -194,6 +302,10 @@ class OutputFiles:
     """
 
     def __init__(self, outputs, inputs):
+        for what, path in outputs:
+            if os.path.basename(path) in RESERVED_NAMES:
+                raise InputError(f"{path} would be written as {what}, but DataClassifier keeps its folder lock and "
+                                 "commit journal under that name; choose another name")
         for number, (what, path) in enumerate(outputs):
             for other_what, other in outputs[:number] + inputs:
                 if same_file(path, other):
@@ -209,6 +321,10 @@ class OutputFiles:
             for folder in sorted({os.path.dirname(os.path.abspath(path)) for path in self.outputs}):
                 self.make_folder(folder)
                 self.locks.append(FolderLock(folder))
+                finished = finish_commit(folder)
+                if finished:
+                    print(f"note: a run stopped in {folder} while it put its outputs in place; this one finished "
+                          f"that first ({', '.join(finished)} put in place)", file=sys.stderr)
         except BaseException:
             self.__exit__()
             raise
@@ -257,13 +373,31 @@ class OutputFiles:
             os.unlink(self.staged.pop(path))
 
     def commit(self, paths=None):
-        """Put the staged files (or only `paths`) in place, all of them or, if one is held open, none."""
+        """Put the staged files (or only `paths`) in place, all of them or, if one is held open, none.
+
+        Ctrl-C and SIGTERM wait until every file is in place (then CommitInterrupted names them).
+        Against a kill that cannot wait (SIGKILL, a power cut), each folder's renames are written
+        to a journal first, which the next run in that folder finishes (finish_commit): the
+        folder never keeps a new NetModel.pth beside the old NetModel.json.
+        """
         paths = [path for path in self.staged if paths is None or path in paths]
         for path in paths:
             check_replaceable(path)
-        with interrupts_deferred():
-            for path in paths:
-                put_in_place(self.staged.pop(path), path)
+        try:
+            with interrupts_deferred():
+                for path in paths:
+                    flush(self.staged[path])
+                by_folder = {}
+                for path in paths:
+                    by_folder.setdefault(os.path.dirname(os.path.abspath(path)), []).append(path)
+                for folder, group in by_folder.items():
+                    write_journal(folder, [(self.staged[path], path) for path in group])
+                    for path in group:
+                        put_in_place(self.staged.pop(path), path, flushed=True)
+                    sync_folder(folder)
+                    os.unlink(os.path.join(folder, JOURNAL_NAME))
+        except KeyboardInterrupt:
+            raise CommitInterrupted([path for path in paths if path not in self.staged]) from None
 
 
 def write_model(state_dict, path):

@@ -70,9 +70,11 @@ def stratified_folds(targets, count, seed, classes, path):
     rows = torch.bincount(targets, minlength=len(classes))
     small = [(name, int(number)) for name, number in zip(classes, rows.tolist()) if 0 < number < count]
     if small:
+        fewest = min(number for _, number in small)
+        remedy = f"give --folds {fewest} or fewer" if fewest >= 2 else \
+            "cross-validation needs at least 2 rows of every class: leave out --folds, or add rows of that class"
         raise InputError(f"{path}: --folds {count} needs at least {count} rows of every class, but "
-                         + ", ".join(f"'{name}' has {number}" for name, number in small)
-                         + f"; give --folds {max(2, min(number for _, number in small))} or fewer")
+                         + ", ".join(f"'{name}' has {number}" for name, number in small) + f"; {remedy}")
     generator = torch.Generator().manual_seed(seed)
     fold_of = torch.empty(len(targets), dtype=torch.long)
     start = 0

@@ -112,6 +112,8 @@ class ModelRecord:
     def load(cls, checkpoint, quiet=False):
         """The record beside a checkpoint; the tutorial's Iris model, with a note, when there is none."""
         path = metadata_path(checkpoint)
+        if not os.path.isfile(checkpoint):
+            raise InputError(f"checkpoint {checkpoint} not found; train a model first, or point --checkpoint at one")
         if not os.path.exists(path):
             if not quiet:
                 print(f"note: {checkpoint} has no {os.path.basename(path)} beside it, so it is taken as the "

@@ -1,5 +1,6 @@
 """Reading tables: text files and workbooks, their layout (separator, decimal mark, encoding, header row, sheet)."""
 import codecs
+import csv
 import os
 import re
 import unicodedata
@@ -30,6 +31,7 @@ class Layout:
 
 
 TEXT_TYPES = (".csv", ".txt", ".tsv")
+csv.field_size_limit(2**31 - 1)  # a 20,000-column line or a 200 KB cell is a table too (the default is 128 KB)
 SEPARATORS = [",", ";", "\t", "|"]
 SAMPLE_ROWS = 60        # rows looked at to find the separator, the header and the decimal mark
 SAMPLE_BYTES = 1 << 18  # of a text file, for the same
@@ -61,6 +63,12 @@ def read_table(path, sheet=None, text_columns=(), cells_as_read=False, layout=No
     if kind not in TABLE_TYPES:
         raise InputError(f"{path}: unsupported file type '{kind or '(none)'}'; "
                          f"DataClassifier reads {', '.join(TABLE_TYPES)}")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise InputError(f"{path} cannot be read ({error.strerror}); give the run permission to read it, or copy "
+                         "it where it can be read") from None
     if os.path.getsize(path) == 0:
         raise InputError(f"{path} is an empty file")
     text_columns, wanted = [nfc(name) for name in text_columns], [nfc(name) for name in wanted]
@@ -200,8 +208,9 @@ def parse_delimited(path, encoding, separator, decimal, header, text_columns, ce
         long_row = first_long_row(path, encoding, separator, header)
         if long_row:
             line, fields, header_fields = long_row
-            raise InputError(f"{path}: line {line} has {fields} fields but the header row has {header_fields}; "
-                             "remove the extra cells (or add a header for them)") from None
+            raise InputError(f"{path}: line {line} has {fields} fields but the header row (line {header}) has "
+                             f"{header_fields}; remove the extra cells (or add a header for them), or, if the "
+                             "header is on another line, name it with --header-row") from None
         raise InputError(f"{path} is not a readable text table: {first_line(error)}") from None
     table.index = pd.RangeIndex(header - 1, header - 1 + len(table))
     if not cells_as_read:  # texts as categories: a byte a cell, not a Python string; '02134' stays '02134'
@@ -220,8 +229,6 @@ def separator_name(separator):
 
 
 def csv_rows(lines, separator):
-    import csv
-
     return list(csv.reader(lines, delimiter=separator))
 
 
@@ -256,8 +263,6 @@ def find_header(rows):
 
 def first_long_row(path, encoding, separator, header):
     """(line number, fields, header fields) of the first row with more fields than the header, or None."""
-    import csv
-
     with open(path, encoding=encoding, newline="", errors=ENCODING_FALLBACK) as file:
         rows = csv.reader(file, delimiter=separator)
         for _ in range(header - 1):
@@ -311,7 +316,7 @@ def read_workbook(path, sheet, cells_as_read, layout, wanted):
         raise InputError(f"{path} is not a readable {os.path.splitext(path)[1]} workbook "
                          f"(it may be damaged or of another type): {first_line(error)}") from None
     with book:
-        names = book.sheet_names
+        names, hidden = sheets_in_view(book)
         if not names:
             raise InputError(f"{path} holds no sheets")
         notes, name = [], None
@@ -321,6 +326,12 @@ def read_workbook(path, sheet, cells_as_read, layout, wanted):
                 name = layout.usual_sheet
         if sheet is None and name is None:
             name, table, header = choose_sheet(book, path, names, layout, wanted, cells_as_read, notes)
+            if book.sheet_names[0] in hidden and name not in hidden:
+                notes.append(f"Left out the hidden sheet{'s' if len(hidden) > 1 else ''} {column_list(hidden)}: "
+                             f"the first sheet a person sees is '{names[0]}' (--sheet chooses another)")
+            elif name in hidden:
+                notes.append(f"Using the hidden sheet '{name}': it holds {column_list(wanted)}, which no visible "
+                             "sheet does")
         elif sheet is not None:
             if sheet in names:
                 name = sheet
@@ -374,6 +385,17 @@ def column_names(cells):
         seen.setdefault(name, 0)
         names.append(name)
     return names
+
+
+def sheets_in_view(book):
+    """The sheet names in the order a person meets them, the visible ones first (Excel users hide helper
+    sheets), and the hidden ones."""
+    names = book.sheet_names
+    try:
+        hidden = [sheet.name for sheet in book.book.sheets_metadata if not str(sheet.visible).endswith(".Visible")]
+    except AttributeError:  # a reader that does not say
+        hidden = []
+    return [name for name in names if name not in hidden] + [name for name in names if name in hidden], hidden
 
 
 def choose_sheet(book, path, names, layout, wanted, cells_as_read, notes):

@@ -380,15 +380,16 @@ def test_rows_with_more_fields_than_the_header_are_reported_by_line(tmp_path, ca
     (tmp_path / "long.csv").write_text("a,b,kind\n1,2,x\n3,4,y\n5,6,x,extra\n7,8,y\n")
     code, _, err = run_main(capsys, "--data", tmp_path / "long.csv", "--label", "kind", "--output-dir", tmp_path)
     assert code == 2
-    assert last_error(err).endswith("long.csv: line 4 has 4 fields but the header row has 3; remove the extra cells "
-                                    "(or add a header for them)")
+    assert last_error(err).endswith("long.csv: line 4 has 4 fields but the header row (line 1) has 3; remove the "
+                                    "extra cells (or add a header for them), or, if the header is on another line, "
+                                    "name it with --header-row")
 
 
 def test_every_row_one_field_longer_is_not_read_as_an_index(tmp_path, capsys):
     (tmp_path / "shifted.csv").write_text("a,b,kind\n1,2,x,9\n3,4,y,9\n5,6,x,9\n7,8,y,9\n9,9,x,9\n")
     code, _, err = run_main(capsys, "--data", tmp_path / "shifted.csv", "--label", "kind", "--output-dir", tmp_path)
     assert code == 2
-    assert "shifted.csv: line 2 has 4 fields but the header row has 3" in last_error(err)
+    assert "shifted.csv: line 2 has 4 fields but the header row (line 1) has 3" in last_error(err)
 
 
 def test_labels_na_and_none_are_classes_not_empty_cells(tmp_path, capsys):
