@@ -50,8 +50,8 @@ try:  # the libraries take a second or two to load: Ctrl-C meanwhile ends quietl
                                         numeric_matrix, rows_to_use, sorted_classes, text_codes)
     from classifier_kit.errors import InputError, RunError, column_list, first_line
     from classifier_kit.onnx_export import CHECK_ROWS, compare_scores
-    from classifier_kit.outputs import (CommitInterrupted, OutputFiles, atomic_path, stop_on_terminate, write_json,
-                                        write_model)
+    from classifier_kit.outputs import (CommitInterrupted, OutputFiles, atomic_path, finish_stopped_commit,
+                                        stop_on_terminate, write_json, write_model)
     from classifier_kit.pictures import import_pyplot, write_pictures
     from classifier_kit.preprocessing import CodedInputs, Preprocessing, raw_rows, rows_of, show_preprocessing
     from classifier_kit.quality import class_report, cross_validate, imbalance_note, print_report
@@ -489,6 +489,7 @@ def run(args):
     command_line.note_ignored_options(args)
     record = None
     if args.mode != "train":  # the model's record decides what the table holds and how it is read
+        finish_stopped_commit(os.path.dirname(os.path.abspath(args.checkpoint)))
         record = ModelRecord.load(args.checkpoint)
         record.check_options(args)
     if args.mode == "predict":

@@ -136,7 +136,7 @@ LOCK_NAME = ".DataClassifier.lock"
 JOURNAL_NAME = ".DataClassifier.commit"  # what a commit under way renames, so that the next run can finish it
 RESERVED_NAMES = (LOCK_NAME, JOURNAL_NAME)
 # A temporary that tempfile.mkstemp made for an output: "." + its name + "." + 8 characters + ".tmp"
-TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
+TEMPORARY = re.compile(r"^\.(?P<name>.+\.(?:pth|json|onnx|csv|png))\.[a-z0-9_]{8}\.tmp$|^\.DataClassifier\.commit\.new$")
 
 
 def finish_commit(folder):
@@ -161,6 +161,28 @@ def finish_commit(folder):
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(folder, name))
     return done
+
+
+def finish_stopped_commit(folder):
+    """Before a trained model is read from `folder`: finish the commit a killed run left there and remove its
+    temporaries, under the folder's lock, so that its weights and record are a matching pair. A folder that
+    cannot be locked (read-only, or another run is writing to it) is read as it is."""
+    if not any(name == JOURNAL_NAME or TEMPORARY.match(name) for name in os.listdir(folder or ".")):
+        return
+    try:
+        lock = FolderLock(folder)
+    except InputError:
+        return
+    try:
+        report_finished(folder, finish_commit(folder))
+    finally:
+        lock.release()
+
+
+def report_finished(folder, names):
+    if names:
+        print(f"note: a run stopped in {folder} while it put its outputs in place; this one finished that first "
+              f"({', '.join(names)} put in place)", file=sys.stderr)
 
 
 def write_journal(folder, renames):
@@ -321,10 +343,7 @@ class OutputFiles:
             for folder in sorted({os.path.dirname(os.path.abspath(path)) for path in self.outputs}):
                 self.make_folder(folder)
                 self.locks.append(FolderLock(folder))
-                finished = finish_commit(folder)
-                if finished:
-                    print(f"note: a run stopped in {folder} while it put its outputs in place; this one finished "
-                          f"that first ({', '.join(finished)} put in place)", file=sys.stderr)
+                report_finished(folder, finish_commit(folder))
         except BaseException:
             self.__exit__()
             raise

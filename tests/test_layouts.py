@@ -302,3 +302,41 @@ def test_a_semicolon_file_of_whole_numbers_groups_thousands_with_dots(tmp_path):
     (tmp_path / "counts.csv").write_text("visits;kind\n" + "".join(f"{1 + i}.{i % 10}00;{'ab'[i % 2]}\n" for i in range(20)))
     data = dc.load_data(str(tmp_path / "counts.csv"), "kind")
     assert data.inputs[:3, 0].tolist() == [1000.0, 2100.0, 3200.0]
+
+
+def test_a_csv_with_a_line_longer_than_the_csv_modules_limit_is_read(tmp_path, capsys):
+    table = blobs(rows=60, classes=2, features=2)
+    table["note"] = ["x" * 200_000 if row == 0 else "short" for row in range(len(table))]  # one 200 KB cell
+    table.to_csv(tmp_path / "wide.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "wide.csv", "--label", "kind", "--epochs", 1, "--no-onnx",
+                              "--output-dir", tmp_path)
+    assert code == 0, err
+    assert "Input features (3): f0, f1, note (categories: 2)" in out
+
+
+def test_the_first_visible_sheet_is_the_one_a_person_sees_first(tmp_path, capsys, iris):
+    with pd.ExcelWriter(tmp_path / "hidden.xlsx", engine="openpyxl") as writer:
+        iris.head(60).assign(Iris_Type=np.where(np.arange(60) % 2, "a", "b")).to_excel(writer, sheet_name="Helper",
+                                                                                       index=False)
+        iris.to_excel(writer, sheet_name="Flowers", index=False)
+        writer.book["Helper"].sheet_state = "hidden"
+    code, out, err = run_main(capsys, "--data", tmp_path / "hidden.xlsx", "--epochs", 1, "--no-onnx",
+                              "--output-dir", tmp_path)
+    assert code == 0, err
+    assert ("Left out the hidden sheet 'Helper': the first sheet a person sees is 'Flowers' (--sheet chooses another)"
+            in out)
+    assert "Classes (3): Iris-setosa, Iris-versicolor, Iris-virginica" in out
+    code, out, err = run_main(capsys, "--data", tmp_path / "hidden.xlsx", "--sheet", "Helper", "--epochs", 1,
+                              "--no-onnx", "--output-dir", tmp_path)
+    assert code == 0, err
+    assert "Classes (2): a, b" in out
+
+
+def test_a_second_column_named_like_the_label_is_left_out_with_its_reason(tmp_path, capsys, iris):
+    iris["copy"] = iris["Iris_Type"]
+    iris.rename(columns={"copy": "Iris_Type"}).to_csv(tmp_path / "twice.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "twice.csv", "--epochs", 1, "--no-onnx",
+                              "--output-dir", tmp_path)
+    assert code == 0, err
+    assert "Iris_Type.1: a second column named like the label 'Iris_Type': it would give the answer away" in out
+    assert "Input features (4): sepal length in cm" in out

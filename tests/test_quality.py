@@ -230,3 +230,14 @@ def test_training_settings_follow_the_tables_size(capsys, rows, train_rows, opti
             f"(this one has {rows:,})" in out) is said
     if not said:
         assert out == ""
+
+
+def test_folds_with_a_class_of_one_row_say_what_would_work(tmp_path, capsys):
+    table = blobs(rows=40, classes=2)
+    table.loc[0, "kind"] = "class_c"  # a class of a single row
+    table.to_csv(tmp_path / "one.csv", index=False)
+    code, _, err = run_main(capsys, "--data", tmp_path / "one.csv", "--label", "kind", "--folds", 2, "--no-onnx",
+                            "--output-dir", tmp_path)
+    assert code == 2
+    assert err.strip().endswith("--folds 2 needs at least 2 rows of every class, but 'class_c' has 1; cross-validation "
+                                "needs at least 2 rows of every class: leave out --folds, or add rows of that class")
