@@ -498,12 +498,15 @@ def run(args):
     with OutputFiles(*command_line.planned_files(args)) as files:
         if args.mode == "predict-file":
             destination = os.path.join(args.output_dir, "predictions.csv")
-            prediction.predict_file(*load_trained(args.checkpoint, record), args.predict_file, args.sheet,
-                                    destination, staged=files.stage(destination), layout=command_line.layout_of(args),
-                                    metrics=files.stage(args.metrics) if args.metrics else None)
+            predictions = prediction.predict_file(
+                *load_trained(args.checkpoint, record), args.predict_file, args.sheet, destination,
+                staged=files.stage(destination), layout=command_line.layout_of(args),
+                metrics=files.stage(args.metrics) if args.metrics else None)
         else:
             train_test_convert(args, files, record)
         files.commit()
+    if args.mode == "predict-file":  # said once it is true
+        print(f"Wrote {len(predictions)} predictions to {destination}")
     return 0
 
 

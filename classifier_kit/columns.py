@@ -29,7 +29,7 @@ def column_roles(table, label, path, features=None, categorical=()):
     check_columns(table, list(features or []) + list(categorical), path, "--features and --categorical")
     if label in (features or []) or label in categorical:
         raise InputError(f"{path}: column '{label}' is the label and cannot also be a feature")
-    left_out = [(column, "empty") for column in table.attrs.get("empty columns", [])]
+    left_out = list(table.attrs.get("empty columns", []))
     numbers, texts = [], []
     for position, column in enumerate(table.columns):
         if column == label or (features and column not in features):
@@ -158,7 +158,8 @@ def identifier_reason(column, first=False):
     if pd.api.types.is_numeric_dtype(column) and len(filled) >= 3 and distinct == 1:
         values = np.sort(filled.to_numpy(dtype=np.float64))
         if np.all(values == np.round(values)) and np.all(np.diff(values) == 1):
-            return "it numbers the rows"
+            return (f"its whole numbers run from {values[0]:.0f} to {values[-1]:.0f}, one per row, so it numbers the "
+                    "rows (--features keeps it)")
     return None
 
 

@@ -113,7 +113,6 @@ def predict_file(model, record, path, sheet, destination, staged=None, layout=No
         write_json(report, metrics)
     if renamed:
         print(f"The input has columns named like the model's outputs, so they are written {', '.join(renamed)}")
-    print(f"Wrote {len(predictions)} predictions to {destination}")
     if report is not None:
         print(f"Accuracy against the '{label}' column: {100 * report['accuracy']:.1f} % of {report['rows']} rows")
         if report["rows_left_out"]:

@@ -89,7 +89,10 @@ def read_table(path, sheet=None, text_columns=(), cells_as_read=False, layout=No
     if is_units_row(table, text_columns, found["decimal"]):
         notes.append(f"Left out row {table.index[0] + 2}: it holds text (units?) above the numbers")
         table = table.iloc[1:]
-    table.attrs["empty columns"] = empty  # named in the run's list of columns left out
+    why = "empty"
+    if empty and found["sheet"] and formulas_without_values(path, found["sheet"]):
+        why = "empty, but the workbook holds formulas saved without their values (open it in Excel and save it again)"
+    table.attrs["empty columns"] = [(name, why) for name in empty]  # in the run's list of columns left out
     table.attrs["layout"] = dict(found, kind="text" if kind in TEXT_TYPES else "workbook")
     if not cells_as_read:
         table = cells_as_numbers(table, text_columns, found["decimal"])
@@ -385,6 +388,27 @@ def column_names(cells):
         seen.setdefault(name, 0)
         names.append(name)
     return names
+
+
+def formulas_without_values(path, sheet):
+    """Whether an .xlsx/.xlsm sheet holds formulas whose values were never saved (a workbook written by a
+    program, not by Excel): its cells then read as empty."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            book = archive.read("xl/workbook.xml").decode("utf-8", "replace")
+            links = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+            found = re.search(rf'<sheet [^>]*name="{re.escape(sheet)}"[^>]*r:id="([^"]+)"', book)
+            link = found and re.search(rf'<Relationship [^>]*Id="{re.escape(found.group(1))}"[^>]*>', links)
+            target = link and re.search(r'Target="([^"]+)"', link.group(0))
+            if not target:
+                return False
+            cells = archive.read("xl/" + target.group(1).lstrip("/").removeprefix("xl/")).decode("utf-8", "replace")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
+    return any("<f" in cell and not re.search(r"<v>[^<]+</v>", cell)
+               for cell in re.findall(r"<c [^>]*>(.*?)</c>", cells, re.S))
 
 
 def sheets_in_view(book):

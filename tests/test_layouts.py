@@ -340,3 +340,17 @@ def test_a_second_column_named_like_the_label_is_left_out_with_its_reason(tmp_pa
     assert code == 0, err
     assert "Iris_Type.1: a second column named like the label 'Iris_Type': it would give the answer away" in out
     assert "Input features (4): sepal length in cm" in out
+
+
+def test_a_column_of_formulas_saved_without_values_is_named_as_such(tmp_path, capsys, iris):
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(list(iris.columns) + ["ratio"])
+    for number, row in enumerate(iris.itertuples(index=False), start=2):
+        sheet.append(list(row) + [f"=B{number}/C{number}"])  # openpyxl saves formulas without their values
+    workbook.save(tmp_path / "formulas.xlsx")
+    code, out, err = run_main(capsys, "--data", tmp_path / "formulas.xlsx", "--epochs", 1, "--no-onnx",
+                              "--output-dir", tmp_path)
+    assert code == 0, err
+    assert ("ratio: empty, but the workbook holds formulas saved without their values (open it in Excel and save it "
+            "again)") in out

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 
-from conftest import SCRIPT, WINDOWS_RULES, cli_environment, dc, run_main, snapshot
+from conftest import SCRIPT, WINDOWS_RULES, cli_environment, dc, run_main, snapshot, windows_rules
 from classifier_kit.outputs import JOURNAL_NAME, LOCK_NAME
 from classifier_kit.record import weights_fingerprint
 
@@ -223,3 +223,16 @@ def test_a_full_disk_is_an_input_problem(trained, capsys, monkeypatch):
     assert err.strip().splitlines()[-1] == (f"error: {trained / 'Network.onnx'}: No space left on device; the disk is "
                                             "full: free some space, or choose another --output-dir")
     assert snapshot(trained) == before
+
+
+def test_wrote_predictions_is_said_only_once_they_are_written(trained, capsys, iris):
+    iris.to_csv(trained / "flowers.csv", index=False)
+    (trained / "predictions.csv").write_text("earlier\n")
+    windows_rules.HELD.add(str(trained / "predictions.csv"))  # open in Excel
+    code, out, err = run_main(capsys, "--predict-file", trained / "flowers.csv", "--output-dir", trained)
+    assert code == 2 and "predictions.csv cannot be replaced: another program has it open" in err
+    assert "Wrote" not in out
+    windows_rules.HELD.clear()
+    code, out, err = run_main(capsys, "--predict-file", trained / "flowers.csv", "--output-dir", trained)
+    assert code == 0, err
+    assert out.strip().splitlines()[-1] == f"Wrote 150 predictions to {trained / 'predictions.csv'}"
