@@ -207,3 +207,10 @@ def test_batch_loader_shuffles_the_same_way_for_the_same_seed():
     orders = [torch.cat([b[1] for b in dc.batch_loader(targets.float(), targets, 7, True, seed)]).tolist()
               for seed in (4, 4, 5)]
     assert orders[0] == orders[1] != orders[2]
+
+
+def test_whole_numbers_that_count_the_rows_are_left_out_saying_why():
+    table = blobs(rows=12).drop(columns="Id")
+    table["floor"] = np.arange(3, 15)  # on a small table a measurement can look like a row number: the run says so
+    assert ("floor", "its whole numbers run from 3 to 14, one per row, so it numbers the rows (--features keeps it)"
+            ) in column_roles(table, "kind", "t.csv")[2]
