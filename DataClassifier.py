@@ -9,18 +9,7 @@ the command line) lives in the classifier_kit package beside this file.
 """
 import sys
 
-SUPPORTED_PYTHON = ((3, 11), (3, 14))  # the pinned torch, onnx and onnxruntime have wheels for these
-
-
-def unsupported_python(version):
-    """The one line to print on a Python the pinned packages have no wheels for, else None."""
-    low, high = SUPPORTED_PYTHON
-    if low <= tuple(version[:2]) <= high:
-        return None
-    return (f"error: DataClassifier needs Python {low[0]}.{low[1]} to {high[0]}.{high[1]} (the versions PyTorch "
-            f"2.13.0, onnx and onnxruntime publish packages for); this is Python {version[0]}.{version[1]}. "
-            f"Install Python {high[0]}.{high[1]} and run it with that")
-
+from classifier_kit.python_version import unsupported_python  # before the libraries, which need 3.11+
 
 if unsupported_python(sys.version_info):
     if __name__ == "__main__":

@@ -67,12 +67,14 @@ def build_parser(defaults):
     data.add_argument("--data", default=defaults["data"], metavar="PATH",
                       help="the table to train on: .csv, .xlsx, .xlsm, .xls, .xlsb or .ods")
     data.add_argument("--sheet", metavar="NAME_OR_NUMBER",
-                      help="the workbook sheet, by name or by position counting from 1 (default: the first)")
+                      help="the workbook sheet, by name or by position counting from 1 (default: the first visible one "
+                           "that holds the label)")
     data.add_argument("--label", default=defaults["label"], metavar="COLUMN",
                       help="the column to predict (a trained model's own label with --skip-training and prediction)")
     data.add_argument("--features", nargs="+", metavar="COLUMN",
-                      help="the input columns (default: every numeric column but the label and a leading row number; "
-                           "a trained model's own with --skip-training and prediction)")
+                      help="the input columns, numbers or text (default: every column whose role is a feature: numbers "
+                           "and text of few values, less identifiers and dates, see docs/tables.md; a trained model's "
+                           "own with --skip-training and prediction)")
     data.add_argument("--categorical", nargs="+", metavar="COLUMN", default=[],
                       help="number columns to take as categories (a class 1/2/3, a postal code); text columns with "
                            "few values are categories anyway (default: none)")

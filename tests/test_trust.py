@@ -16,6 +16,7 @@ import classifier_kit.onnx_export
 import classifier_kit.pictures
 import classifier_kit.prediction
 from classifier_kit.errors import RunError
+from classifier_kit.python_version import unsupported_python
 from classifier_kit.outputs import FolderLock, LOCK_NAME
 from classifier_kit.pictures import plot_confusion
 from classifier_kit.prediction import probabilities
@@ -415,6 +416,7 @@ def test_ctrl_c_while_the_libraries_load_ends_quietly(tmp_path):
             "    return real(name, *args, **kwargs)\n"
             "builtins.__import__ = interrupted\n"
             f"sys.argv = [{SCRIPT!r}]\n"
+            f"sys.path.insert(0, {os.path.dirname(SCRIPT)!r})\n"  # as `python DataClassifier.py` puts it
             f"runpy.run_path({SCRIPT!r}, run_name='__main__')\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 130
@@ -471,7 +473,7 @@ def test_converting_and_testing_leave_the_model_where_it_was(tmp_path, capsys):
 @pytest.mark.parametrize("version, supported", [((3, 10, 12), False), ((3, 11, 0), True), ((3, 14, 2), True),
                                                 ((3, 15, 0), False)])
 def test_the_supported_pythons_are_stated_in_one_line(version, supported):
-    message = dc.unsupported_python(version)
+    message = unsupported_python(version)
     assert (message is None) == supported
     if not supported:
         assert message.startswith("error: DataClassifier needs Python 3.11 to 3.14")
