@@ -13,16 +13,16 @@ from .tables import check_columns
 
 ROW_NUMBER_NAMES = {"#", "id", "index", "no.", "nr", "row", "row number", "unnamed: 0"}
 MINIMUM_ROWS = 5  # the fewest rows for which int(rows*0.2) validation and int(rows*0.3) test rows are both > 0
-MOST_CATEGORIES = 100      # a text column with more distinct values is not taken as categories by default
-MOST_CATEGORIES_ASKED = 1000  # nor even when --features or --categorical name it
+MOST_CATEGORIES_ASKED = 1000  # a column with more values is not taken as categories even when named
 
 
 def column_roles(table, label, path, features=None, categorical=()):
     """Which columns are number features, which are categorical features, and which are left out (and why).
 
-    By default: numbers are number features; text with few distinct values (at most
-    MOST_CATEGORIES, and in at most half of the rows), yes/no and TRUE/FALSE columns are
-    categorical; identifiers, free text, dates and single-valued text are left out.
+    By default: numbers are number features; text whose values repeat (in at most half of
+    the rows: a country, a product; past MOST_CATEGORIES values the rare ones are one category,
+    see Preprocessing), yes/no and TRUE/FALSE columns are categorical; identifiers, free text,
+    dates and single-valued text are left out.
     features names the input columns instead (a text column there is categorical), and
     categorical turns number columns into categories. Returns (numbers, texts, left_out).
     """
@@ -76,11 +76,11 @@ def default_role(values, first=False):
     distinct, filled = text_codes(values)[1], int(values.notna().sum())
     if len(distinct) <= 1:
         return None, "the same text in every row"
-    if len(distinct) > MOST_CATEGORIES or len(distinct) > max(2, filled // 2):
+    if len(distinct) > max(2, filled // 2):
         if len(distinct) >= 0.9 * filled:
             return None, "a different text in almost every row, taken as an identifier or free text"
-        return None, (f"{len(distinct)} different texts, too many to be categories (at most {MOST_CATEGORIES}, "
-                      "and in at most half of the rows; --categorical takes up to 1000)")
+        return None, (f"{len(distinct)} different texts in {filled} rows, too many to be categories (each value in "
+                      "two rows or more on average; --categorical takes it anyway)")
     return "category", None
 
 

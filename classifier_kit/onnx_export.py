@@ -40,6 +40,7 @@ def complete_and_check(path, model, features, classes, check_inputs, preprocessi
         if preprocessing.categorical:
             properties["categorical_features"] = json.dumps(preprocessing.categorical)
             properties["categories"] = json.dumps(preprocessing.categories)
+            properties["rare_as_other"] = json.dumps(preprocessing.other)
     onnx.helper.set_model_props(exported, properties)
     onnx.save(exported, path)
     reference = numbers if plain else preprocessing.encode(numbers, categories_of(texts))
@@ -101,15 +102,23 @@ def onnx_preprocessing(exported, preprocessing):
                   helper.make_node("OneHotEncoder", [f"category_{position}"], [f"one_hot_3d_{position}"],
                                    domain="ai.onnx.ml", cats_strings=cats, zeros=1),
                   helper.make_node("Reshape", [f"one_hot_3d_{position}", f"one_hot_shape_{position}"],
-                                   [f"one_hot_{position}" if not markers else f"one_hot_marked_{position}"])]
+                                   [f"one_hot_marked_{position}" if markers else f"one_hot_known_{position}"])]
         if markers:
             merge = np.zeros((len(cats), len(values)), np.float32)
             merge[np.arange(len(values)), np.arange(len(values))] = 1
             merge[len(values):, values.index("")] = 1
             constants.append(numpy_helper.from_array(merge, f"blank_markers_{position}"))
             nodes.append(helper.make_node("MatMul", [f"one_hot_marked_{position}", f"blank_markers_{position}"],
-                                          [f"one_hot_{position}"]))
-        parts.append(f"one_hot_{position}")
+                                          [f"one_hot_known_{position}"]))
+        if preprocessing.other[position]:  # a rare or unseen value sets none of the known columns: 'other' is 1
+            constants += [numpy_helper.from_array(np.ones((len(values), 1), np.float32), f"ones_{position}"),
+                          numpy_helper.from_array(np.ones(1, np.float32), f"one_{position}")]
+            nodes += [helper.make_node("MatMul", [f"one_hot_known_{position}", f"ones_{position}"],
+                                       [f"known_count_{position}"]),
+                      helper.make_node("Sub", [f"one_{position}", f"known_count_{position}"], [f"other_{position}"]),
+                      helper.make_node("Concat", [f"one_hot_known_{position}", f"other_{position}"],
+                                       [f"one_hot_known_and_other_{position}"], axis=1)]
+        parts.append(nodes[-1].output[0])
     if len(parts) == 1:  # the filled numbers alone
         nodes[-1].output[:] = ["encoded"]
     else:

@@ -69,11 +69,15 @@ def check_fillable(preprocessing, numbers, where):
 
 def warn_unseen(preprocessing, categories):
     """One line per categorical feature whose values the model never saw in training (they get a prediction)."""
-    for column, values in preprocessing.unseen(categories):
+    for column, values, other in preprocessing.unseen(categories):
         shown = ", ".join(f"'{value}'" for value in values[:10]) + (f" and {len(values) - 10} more"
                                                                    if len(values) > 10 else "")
-        print(f"warning: '{column}' holds {shown}, never seen in training; such a cell counts as telling nothing",
-              file=sys.stderr)
+        if other:
+            print(f"note: '{column}' holds {shown}, rare or never seen in training; such a cell counts as one of "
+                  "its rare values ('other')", file=sys.stderr)
+        else:
+            print(f"warning: '{column}' holds {shown}, never seen in training; such a cell counts as telling "
+                  "nothing", file=sys.stderr)
 
 
 def predict_file(model, record, path, sheet, destination, staged=None, layout=None, metrics=None):

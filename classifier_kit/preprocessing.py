@@ -5,6 +5,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+MOST_CATEGORIES = 100  # a categorical feature keeps its most frequent values; the rest are one value, 'other'
+
 
 class InputScaling:
     """The scaling of the number features that training learns (part of Preprocessing).
@@ -82,14 +84,18 @@ class Preprocessing:
 
     features: the number features; fill: each one's fill value (the training rows' median);
     categorical: the categorical features; categories: for each, its values in the order of
-    its one-hot columns ('' for a blank seen in training; a value never seen gets no column);
-    scaling: the number features' InputScaling.
+    its one-hot columns ('' for a blank seen in training; a value never seen gets no column,
+    or counts as 'other');
+    scaling: the number features' InputScaling; other: per categorical feature, whether it has
+    more than MOST_CATEGORIES values, the rare ones and those never seen counting as one more
+    one-hot column, 'other' (scikit-learn's OneHotEncoder with max_categories).
     """
 
-    def __init__(self, features, fill, categorical=(), categories=(), scaling=None):
+    def __init__(self, features, fill, categorical=(), categories=(), scaling=None, other=None):
         self.features, self.fill = list(features), np.asarray(fill, dtype=np.float64)
         self.categorical, self.categories = list(categorical), [list(values) for values in categories]
         self.scaling = scaling
+        self.other = [bool(flag) for flag in other] if other is not None else [False] * len(self.categories)
 
     @classmethod
     def fit(cls, data, rows):
@@ -101,16 +107,23 @@ class Preprocessing:
         fill = np.where(np.isnan(fill), 0.0, fill)
         blank = np.isnan(numbers)
         filled = np.where(blank, fill.astype(np.float32), numbers)
-        categories = []
+        categories, other = [], []
         for codes, values in data.categories:
-            present = np.unique(codes[rows.numpy()])
-            names = sorted(values[code] for code in present if code >= 0)
-            categories.append(names + ([""] if (present < 0).any() else []))
-        return cls(data.features, fill, data.categorical, categories, InputScaling.fit(torch.from_numpy(filled)))
+            present, counts = np.unique(codes[rows.numpy()], return_counts=True)
+            kept = [code for code in present if code >= 0]
+            if len(kept) > MOST_CATEGORIES:  # the most frequent; the rare ones (and later unseen ones) as 'other'
+                frequent = sorted(zip(counts[present >= 0], [values[code] for code in kept]), key=lambda
+                                  pair: (-pair[0], pair[1]))[:MOST_CATEGORIES]
+                kept = [values.index(name) for _, name in frequent]
+            categories.append(sorted(values[code] for code in kept) + ([""] if (present < 0).any() else []))
+            other.append(len(kept) < len([code for code in present if code >= 0]))
+        return cls(data.features, fill, data.categorical, categories, InputScaling.fit(torch.from_numpy(filled)),
+                   other)
 
     @property
     def sizes(self):
-        return [len(values) for values in self.categories]
+        """Each categorical feature's one-hot columns: one per value kept, and one for 'other' when it has one."""
+        return [len(values) + other for values, other in zip(self.categories, self.other)]
 
     @property
     def width(self):
@@ -135,20 +148,22 @@ class Preprocessing:
         coded = np.empty((len(numbers), self.width - sum(self.sizes) + len(self.categorical)), dtype=np.float32)
         count = len(self.features)
         coded[:, :count] = np.where(np.isnan(numbers), self.fill.astype(np.float32), numbers)
-        for position, ((codes, values), known) in enumerate(zip(categories, self.categories)):
+        for position, ((codes, values), known, other) in enumerate(zip(categories, self.categories, self.other)):
             number_of = {value: number for number, value in enumerate(known)}
-            lookup = np.array([number_of.get(value, -1) for value in values] + [number_of.get("", -1)], np.float32)
-            coded[:, count + position] = lookup[codes]  # code -1 (a blank) picks the last: '' or unseen
+            rest = len(known) if other else -1  # a rare or unseen value: 'other', or no column at all
+            lookup = np.array([number_of.get(value, rest) for value in values] + [number_of.get("", rest)], np.float32)
+            coded[:, count + position] = lookup[codes]  # code -1 (a blank) picks the last: '' or the rest
         return torch.from_numpy(coded)
 
     def unseen(self, categories):
-        """Per categorical feature, the values in `categories` the model has never seen."""
+        """Per categorical feature, the values in `categories` the model does not tell apart (never seen in
+        training, or rare there), and whether they count as 'other': (column, values, other)."""
         found = []
-        for column, (codes, values), known in zip(self.categorical, categories, self.categories):
+        for column, (codes, values), known, other in zip(self.categorical, categories, self.categories, self.other):
             used = set(np.unique(codes[codes >= 0]).tolist())
             new = [values[code] for code in sorted(used) if values[code] not in known]
             if new:
-                found.append((column, new))
+                found.append((column, new, other))
         return found
 
     def model(self, network):
@@ -211,9 +226,14 @@ def show_preprocessing(data, preprocessing, train_rows):
            if (codes < 0).any()]
     if own:
         print(f"Blank cells in categorical features, a category of their own: {', '.join(own)}")
+    grouped = [f"{column} {len(values) - len([value for value in known if value])}" for column, (_, values), known, other
+               in zip(data.categorical, data.categories, preprocessing.categories, preprocessing.other) if other]
+    if grouped:
+        print(f"Rare values grouped as one category, 'other' (each feature keeps its {MOST_CATEGORIES} most frequent "
+              f"values): {', '.join(grouped)}")
     constant = preprocessing.scaling.constant if preprocessing.scaling is not None and len(train_rows) else []
     for position in constant:
         print(f"Note: '{data.features[position]}' holds a single value ({preprocessing.scaling.mean[position]:g}) "
               "in every training row; it cannot tell the classes apart and the model ignores it")
-    if filled or own or len(constant):
+    if filled or own or grouped or len(constant):
         print()

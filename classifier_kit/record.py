@@ -56,11 +56,12 @@ class ModelRecord:
     it; load() reads it back and refuses a record that was edited, or that is not one.
     """
 
-    FIELDS = ("format", "features", "categorical_features", "categories", "fill", "input_offset", "classes", "label",
-              "layout", "seed", "split", "weights_sha256")
+    FIELDS = ("format", "features", "categorical_features", "categories", "rare_as_other", "fill", "input_offset",
+              "classes", "label", "layout", "seed", "split", "weights_sha256")
 
     def __init__(self, features, classes, label, categorical_features=(), categories=(), fill=None,
-                 input_offset=None, layout=None, seed=None, split=None, weights_sha256=None, bare=False):
+                 input_offset=None, layout=None, seed=None, split=None, weights_sha256=None, bare=False,
+                 rare_as_other=None):
         self.features, self.classes, self.label = list(features), list(classes), label
         self.categorical_features = list(categorical_features)
         self.categories = [list(values) for values in categories]
@@ -68,7 +69,8 @@ class ModelRecord:
         self.input_offset = None if input_offset is None else [float(value) for value in input_offset]
         self.layout, self.seed, self.split = dict(layout or {}), seed, dict(split or {})
         self.weights_sha256 = weights_sha256
-        self.bare = bare  # the tutorial's checkpoint, taken as the Iris model for want of a record
+        self.bare = bare
+        self.rare_as_other = list(rare_as_other) if rare_as_other is not None else [False] * len(self.categories)  # the tutorial's checkpoint, taken as the Iris model for want of a record
 
     @classmethod
     def iris(cls):
@@ -81,7 +83,7 @@ class ModelRecord:
         return cls(preprocessing.features, classes, label, preprocessing.categorical, preprocessing.categories,
                    [float(str(np.float32(value))) for value in preprocessing.fill],  # as float32 holds them: 5.8
                    None if preprocessing.offset is None else preprocessing.offset, layout, seed, split,
-                   weights_fingerprint(state_dict))
+                   weights_fingerprint(state_dict), rare_as_other=preprocessing.other)
 
     @property
     def inputs(self):
@@ -93,12 +95,13 @@ class ModelRecord:
         count = len(self.features)
         scaling = InputScaling(np.zeros(count), np.ones(count), self.input_offset)
         return Preprocessing(self.features, [math.nan] * count if self.fill is None else self.fill,
-                             self.categorical_features, self.categories, scaling)
+                             self.categorical_features, self.categories, scaling, self.rare_as_other)
 
     def content(self):
         """The record as NetModel.json holds it, less its fingerprint."""
         content = {"format": RECORD_FORMAT, "features": self.features, "classes": self.classes, "label": self.label,
                    "categorical_features": self.categorical_features, "categories": self.categories,
+                   "rare_as_other": self.rare_as_other,
                    "fill": self.fill, "input_offset": self.input_offset, "layout": self.layout, "seed": self.seed,
                    "split": self.split, "weights_sha256": self.weights_sha256}
         return {key: content[key] for key in self.FIELDS}
@@ -133,7 +136,8 @@ class ModelRecord:
                              "the model answer wrongly, so train the model again or restore the record")
         return cls(content["features"], content["classes"], content["label"], content["categorical_features"],
                    content["categories"], content["fill"], content["input_offset"], content["layout"],
-                   content["seed"], content["split"], content["weights_sha256"])
+                   content["seed"], content["split"], content["weights_sha256"],
+                   rare_as_other=content["rare_as_other"])
 
     def check_options(self, args):
         """The label and features given as options must agree with the record: it decides."""
@@ -215,6 +219,9 @@ def check_record(record):
             and all(isinstance(values, list) and all(isinstance(value, str) for value in values)
                     and len(set(values)) == len(values) for values in categories)):
         raise ValueError("'categories' must hold, for each categorical feature, a list of distinct texts")
+    other = record["rare_as_other"]
+    if not (isinstance(other, list) and len(other) == len(categories) and all(isinstance(flag, bool) for flag in other)):
+        raise ValueError("'rare_as_other' must hold true or false for each categorical feature")
     if not isinstance(record["layout"], dict) or not isinstance(record["split"], dict):
         raise ValueError("'layout' and 'split' must be JSON objects")
     if not (isinstance(record["seed"], int) and not isinstance(record["seed"], bool)):

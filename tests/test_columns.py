@@ -85,7 +85,7 @@ def test_fill_values_and_categories_come_from_the_training_rows_only():
     assert preprocessing.categories == [["blue", "red", ""]]  # green only in the fourth row: never seen
     coded = preprocessing.encode(*rows_of(data, torch.arange(4)))
     assert coded.tolist() == [[1.0, 1.0], [2.0, 0.0], [3.0, 2.0], [100.0, -1.0]]
-    assert preprocessing.unseen(data.categories) == [("c", ["green"])]
+    assert preprocessing.unseen(data.categories) == [("c", ["green"], False)]
 
 
 @pytest.mark.parametrize("opset", [7, 11, 17])
@@ -267,3 +267,18 @@ def test_a_model_of_text_features_only_predicts_and_tests_again(tmp_path, capsys
     code, out, err = run_main(capsys, "--skip-training", "--data", tmp_path / "text_only.csv", "--output-dir",
                               tmp_path)
     assert code == 0, err
+
+
+def test_a_many_valued_text_column_keeps_its_frequent_values_and_the_rest_is_other():
+    values = [f"city {number:03d}" for number in range(130)]
+    codes = np.array([number % 100 for number in range(300)] + list(range(100, 130)) + [-1], dtype=np.int32)
+    data = dc.Data(None, torch.zeros(len(codes), 1), torch.zeros(len(codes), dtype=torch.long), ["x"], ["a", "b"],
+                   "y", categorical=["city"], categories=[(codes, values)])
+    preprocessing = Preprocessing.fit(data, torch.arange(len(codes)))
+    assert preprocessing.categories == [values[:100] + [""]] and preprocessing.other == [True]
+    assert preprocessing.sizes == [102] and preprocessing.width == 1 + 102  # 100 values, the blank, 'other'
+    rows = (np.array([5, 120, -1, 0], dtype=np.int32), values)  # frequent, rare, blank, frequent
+    unseen = (np.array([0], dtype=np.int32), ["Atlantis"])
+    assert preprocessing.encode(np.zeros((4, 1)), [rows])[:, 1].tolist() == [5, 101, 100, 0]
+    assert preprocessing.encode(np.zeros((1, 1)), [unseen])[:, 1].tolist() == [101]  # never seen: 'other' too
+    assert preprocessing.unseen([unseen]) == [("city", ["Atlantis"], True)]

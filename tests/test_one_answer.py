@@ -103,6 +103,16 @@ def mixed_encoding_table(generator):
                          "kind": np.where(label == 1, "yes", "no")})
 
 
+def countries_table(generator):
+    """A text column of 200 values in 300 rows: past 100 values the rare ones (and unseen ones) are 'other'."""
+    country = np.array([f"country {number:03d}" for number in range(200)])[
+        np.concatenate([np.repeat(np.arange(100), 2), np.arange(100, 200)])]
+    label = np.array([int(name[-3:]) % 2 for name in country])
+    first, _ = measurements(generator, label)
+    return pd.DataFrame({"x": [f"{value:.2f}" for value in first], "country": country,
+                         "regime": np.where(label == 1, "a", "b")}).sample(frac=1, random_state=1, ignore_index=True)
+
+
 TABLES = {
     "markers": (markers_table, "kind", "markers.csv", {}, []),
     "european": (european_table, "Art", "european.txt", {"sep": "\t"}, []),
@@ -112,6 +122,7 @@ TABLES = {
     "decomposed unicode": (unicode_table, "Zürich", "unicode.csv", {}, []),
     "workbook with notes": (workbook_table, "Sorte", "data.xlsx", {}, []),
     "a Windows-1252 line in UTF-8": (mixed_encoding_table, "kind", "mixed.csv", {"windows_1252_row": 5}, []),
+    "a text column of many values": (countries_table, "regime", "countries.csv", {}, ["--categorical", "country"]),
 }
 
 
@@ -285,3 +296,32 @@ def test_a_column_named_twice_in_features_is_refused_before_anything_is_written(
                             "city", "--output-dir", tmp_path)
     assert code == 2 and "--features names 'first' more than once; name each column once" in err
     assert sorted(os.listdir(tmp_path)) == ["t.csv"]
+
+
+@pytest.mark.parametrize("opset", [7, 11, 17])
+def test_other_in_network_onnx_at_every_opset(tmp_path, capsys, opset):
+    import onnxruntime
+
+    cells = countries_table(np.random.default_rng(9))
+    cells.to_csv(tmp_path / "countries.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "countries.csv", "--label", "regime", "--categorical",
+                              "country", "--epochs", 3, "--opset", opset, "--output-dir", tmp_path)
+    assert code == 0, err
+    record = ModelRecord.load(str(tmp_path / "NetModel.pth"))
+    assert record.rare_as_other == [True] and len(record.categories[0]) == 100
+    assert "Rare values grouped as one category, 'other' (each feature keeps its 100 most frequent values): country" \
+        in out
+    record_values = set(record.categories[0])
+    rare = next(f"country {number:03d}" for number in range(200) if f"country {number:03d}" not in record_values)
+    rows = [record.categories[0][0], rare, "Atlantis", "", "NA"]  # kept, rare, never seen, blank, a missing marker
+    session = onnxruntime.InferenceSession(str(tmp_path / "Network.onnx"), providers=["CPUExecutionProvider"])
+    from_onnx = session.run(["probabilities"], {"input": np.full((len(rows), 1), 0.5, np.float32),
+                                                "categories": np.array(rows, dtype=object).reshape(-1, 1)})[0]
+    pd.DataFrame({"x": ["0.5"] * len(rows), "country": rows}).to_csv(tmp_path / "new.csv", index=False)
+    code, _, err = run_main(capsys, "--predict-file", tmp_path / "new.csv", "--output-dir", tmp_path)
+    assert code == 0, err
+    assert f"note: 'country' holds '{rare}', 'Atlantis', rare or never seen in training; such a cell counts as one of " \
+        "its rare values ('other')" in err
+    written = pd.read_csv(tmp_path / "predictions.csv", keep_default_na=False)
+    np.testing.assert_allclose(from_onnx, written[record.classes].to_numpy(), atol=1e-5)
+    assert np.allclose(from_onnx[1], from_onnx[2])  # a rare value and one never seen: both 'other'

@@ -25,6 +25,7 @@ def test_own_csv_with_five_classes_trains_and_reports_each(tmp_path, capsys):
     metadata = json.loads((tmp_path / "NetModel.json").read_text())
     state = torch.load(tmp_path / "NetModel.pth", weights_only=True)
     content = {"format": 2, "features": ["f0", "f1", "f2", "f3"], "categorical_features": [], "categories": [],
+               "rare_as_other": [],
                "fill": metadata["fill"], "input_offset": None,
                "classes": ["class_a", "class_b", "class_c", "class_d", "class_e"], "label": "kind",
                "layout": {"kind": "text", "separator": ",", "decimal": ".", "encoding": "utf-8-sig", "header_row": 1,
