@@ -236,12 +236,13 @@ def loss_and_optimizer(model, lr, class_weights=None):
 # Train the model
 # ---------------------------------------------------------------------------
 
-def train(model, train_loader, validate_loader, loss_fn, optimizer, num_epochs, device, save):
-    """The tutorial's training loop; calls save() whenever the validation loss improves.
+def train(model, train_loader, validate_loader, loss_fn, optimizer, num_epochs, device, save, patience=None):
+    """The tutorial's training loop; calls save() whenever the validation loss improves, and with a patience
+    (tables larger than the tutorial's) stops once it has not improved for that many epochs.
 
     The tutorial saves when the validation accuracy improves. On Iris's 30 validation rows
     that figure moves in steps of 3.3 % and often peaks by luck on an undertrained early
-    epoch, so the loss, which moves smoothly, picks the checkpoint (see README, "Accuracy").
+    epoch, so the loss, which moves smoothly, picks the checkpoint (see docs/quality.md, "Accuracy").
     Returns the history: per epoch, training loss, validation loss and accuracy.
     """
     best_loss, best_epoch, history = math.inf, 0, []
@@ -271,6 +272,8 @@ def train(model, train_loader, validate_loader, loss_fn, optimizer, num_epochs, 
             print("Completed training batch", epoch, "Training Loss is: %.4f" % train_loss_value,
                   "Validation Loss is: %.4f" % val_loss_value, "Accuracy is %d %%" % accuracy)
             history.append((train_loss_value, val_loss_value, accuracy))
+            if patience and epoch - best_epoch >= patience:
+                break
     except KeyboardInterrupt:
         raise TrainingInterrupted(best_epoch) from None
     return history
@@ -328,7 +331,8 @@ def train_model(args, data, preprocessing, train_rows, validate_rows, device, fi
 
     history = []
     try:
-        history = train(model, train_loader, validate_loader, loss_fn, optimizer, args.epochs, device, save)
+        history = train(model, train_loader, validate_loader, loss_fn, optimizer, args.epochs, device, save,
+                        getattr(args, "patience", None))
     except TrainingInterrupted as interrupted:
         if files is None:  # a cross-validation fold: nothing of it is kept
             raise KeyboardInterrupt from None
@@ -339,6 +343,10 @@ def train_model(args, data, preprocessing, train_rows, validate_rows, device, fi
         raise
     print("Finished Training\n")
     best_epoch = 1 + min(range(len(history)), key=lambda epoch: history[epoch][1])
+    if getattr(args, "patience", None):
+        print(f"Trained for {len(history)} epochs: " + (
+            f"the validation loss last improved in epoch {best_epoch}, the model kept\n" if len(history) < args.epochs
+            else f"the most there are; the validation loss was lowest in epoch {best_epoch}, the model kept\n"))
     return Trained(best["state"], best_epoch, history, preprocessing, data, args.seed, split)
 
 

@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 import DataClassifier as dc  # noqa: E402
 from classifier_kit.prediction import probabilities
-from classifier_kit.preprocessing import Preprocessing, rows_of
+from classifier_kit.preprocessing import rows_of
 
 # name: (R package, data set, label, what it has)
 TABLES = {

@@ -9,7 +9,7 @@ import sys
 
 from .tables import Layout, nfc
 from .record import metadata_path
-from .training import LARGE_TABLE_EPOCHS, LARGE_TABLE_LEARNING_RATE, LARGE_TABLE_ROWS, LARGE_TABLE_UPDATES
+from .training import LARGE_TABLE_BATCHES, LARGE_TABLE_EPOCHS, LARGE_TABLE_LEARNING_RATE, LARGE_TABLE_ROWS, PATIENCE
 from .onnx_export import DEFAULT_OPSET, OPSETS
 
 
@@ -92,14 +92,17 @@ def build_parser(defaults):
     training.add_argument("--epochs", type=bounded(int, 1, MOST, f"a whole number from 1 to {MOST:,}"),
                           default=defaults["epochs"], metavar="N",
                           help=f"passes over the training set, 1 to {MOST:,} (default: {defaults['epochs']}; on a table "
-                               f"of more than {LARGE_TABLE_ROWS:,} rows, enough for about {LARGE_TABLE_UPDATES:,} "
-                               f"batches, from {LARGE_TABLE_EPOCHS[0]} to {LARGE_TABLE_EPOCHS[1]})")
+                               f"of more than {LARGE_TABLE_ROWS:,} rows, until the validation loss has not improved "
+                               f"for {PATIENCE} epochs, at most {LARGE_TABLE_EPOCHS})")
     training.add_argument("--lr", type=bounded(float, 1e-12, 10, "a number above 0, at most 10"),
                           default=defaults["lr"],
                           help=f"Adam's learning rate, above 0 and at most 10 (default: {defaults['lr']:g}; on a "
                                f"table of more than {LARGE_TABLE_ROWS:,} rows, {LARGE_TABLE_LEARNING_RATE:g})")
     training.add_argument("--batch-size", type=bounded(int, 1, MOST, f"a whole number from 1 to {MOST:,}"),
-                          default=defaults["batch_size"], metavar="N", help=f"rows per training batch, 1 to {MOST:,}")
+                          default=defaults["batch_size"], metavar="N",
+                          help=f"rows per training batch, 1 to {MOST:,} (default: {defaults['batch_size']}; on a table "
+                               f"of more than {LARGE_TABLE_ROWS:,} rows, enough for at most about "
+                               f"{LARGE_TABLE_BATCHES} batches an epoch)")
     training.add_argument("--seed", type=bounded(int, 0, MOST_SEED, f"a whole number from 0 to {MOST_SEED}"),
                           default=defaults["seed"], metavar="N",
                           help=f"seed of the split, the initial weights and the shuffling, 0 to {MOST_SEED}; "
@@ -120,7 +123,8 @@ def build_parser(defaults):
     output.add_argument("--checkpoint", metavar="PATH", help="the model file to write or read (default: DIR/NetModel.pth)")
     output.add_argument("--no-onnx", action="store_true", help="do not convert the model to Network.onnx")
     output.add_argument("--opset", type=opset, default=DEFAULT_OPSET, metavar="N",
-                        help=f"ONNX opset of Network.onnx, {OPSETS[0]} to {OPSETS[-1]} (see README for Windows versions)")
+                        help=f"ONNX opset of Network.onnx, {OPSETS[0]} to {OPSETS[-1]} (docs/model-files.md says "
+                             "which Windows reads which)")
     output.add_argument("--plot", action="store_true", help="write training.png and confusion.png")
     output.add_argument("--metrics", metavar="PATH",
                         help="write the test figures (accuracy, balanced accuracy, macro F1, per class, confusion "

@@ -8,11 +8,12 @@ import torch.nn as nn
 from .errors import InputError
 
 
-# A table of more rows than this trains with a smaller rate for more epochs (training_settings)
+# A table of more rows than this trains with a smaller rate until the validation loss stops improving
 LARGE_TABLE_ROWS = 1000
 LARGE_TABLE_LEARNING_RATE = 0.001
-LARGE_TABLE_UPDATES = 20_000   # epochs enough for about this many batches, within:
-LARGE_TABLE_EPOCHS = (10, 30)
+LARGE_TABLE_BATCHES = 400  # at most about this many batches an epoch: larger tables, larger batches
+LARGE_TABLE_EPOCHS = 100   # at most; training stops sooner when the validation loss stops improving:
+PATIENCE = 10              # after this many epochs without a lower validation loss
 PROGRESS_DELAY = 2  # seconds an epoch runs before its progress bar appears
 
 
@@ -93,24 +94,30 @@ def balanced_weights(targets, count):
 
 
 def training_settings(args, rows, train_rows):
-    """Set args.lr and args.epochs for a table of `rows` rows (`train_rows` of them for training), unless the
-    command line gave them.
+    """Set args.lr, args.batch_size, args.epochs and args.patience for a table of `rows` rows (`train_rows` of
+    them for training), unless the command line gave them.
 
     Up to LARGE_TABLE_ROWS rows (Iris has 150) a run trains as the tutorial does: 10 epochs
-    at 0.01, about 80 updates on Iris. On larger tables that rate, with batches of 10,
-    leaves the weights noisy after thousands of updates, and the network then trails a
-    logistic regression by up to 3 points of balanced accuracy (bench/README.md); 0.001 for
-    as many epochs as make about 20,000 updates (at least 10, at most 30) closes that.
-    Says so when it departs from the tutorial's settings.
+    at 0.01 in batches of 10, about 80 updates on Iris. On larger tables that rate leaves the
+    weights noisy after thousands of updates, and a fixed number of epochs stops some tables
+    while both losses still fall (bench/README.md). There the run trains at 0.001 in batches
+    of at least 10 (larger on large tables, so that an epoch is at most LARGE_TABLE_BATCHES
+    batches, with the rate grown by the square root of the batch's growth) until the
+    validation loss has not improved for PATIENCE epochs, at most LARGE_TABLE_EPOCHS. Says
+    so when it departs from the tutorial's settings.
     """
+    args.patience = None
     if rows <= LARGE_TABLE_ROWS:
         return
-    if "lr" not in args.given:
-        args.lr = LARGE_TABLE_LEARNING_RATE
+    if "batch_size" not in args.given:
+        args.batch_size = max(args.batch_size, math.ceil(train_rows / LARGE_TABLE_BATCHES))
+    if "lr" not in args.given:  # a larger batch averages out more noise and takes a larger step (square-root rule)
+        args.lr = float(f"{LARGE_TABLE_LEARNING_RATE * math.sqrt(args.batch_size / 10):.2g}")
     if "epochs" not in args.given:
-        batches = math.ceil(train_rows / min(args.batch_size, train_rows))
-        fewest, most = LARGE_TABLE_EPOCHS
-        args.epochs = max(fewest, min(most, math.ceil(LARGE_TABLE_UPDATES / batches)))
-    if not {"lr", "epochs"} <= args.given:
-        print(f"Training for {args.epochs} epochs at learning rate {args.lr:g}, as for any table of more than "
-              f"{LARGE_TABLE_ROWS:,} rows (this one has {rows:,}); --epochs and --lr set them\n")
+        args.epochs, args.patience = LARGE_TABLE_EPOCHS, PATIENCE
+    if not {"lr", "epochs", "batch_size"} <= args.given:
+        length = f"until the validation loss has not improved for {PATIENCE} epochs (at most {args.epochs})" \
+            if args.patience else f"for {args.epochs} epochs"
+        print(f"Training {length} at learning rate {args.lr:g} in batches of {args.batch_size}, as for any table of "
+              f"more than {LARGE_TABLE_ROWS:,} rows (this one has {rows:,}); --epochs, --lr and --batch-size set "
+              "them\n")

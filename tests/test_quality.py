@@ -210,26 +210,41 @@ def test_a_class_the_model_never_finds_is_named():
     assert imbalance_note(np.array([206, 194]), ["a", "b"]) is None  # nearly even: no note
 
 
-@pytest.mark.parametrize("rows, train_rows, options, lr, epochs, said", [
-    (150, 75, [], 0.01, 10, False),                    # Iris: the tutorial's settings
-    (1000, 500, [], 0.01, 10, False),                  # the largest table that keeps them
-    (1309, 655, [], 0.001, 30, True),                  # 66 batches an epoch: 30 epochs at most
-    (20_000, 10_000, [], 0.001, 20, True),             # 1,000 batches: 20 epochs make 20,000 updates
-    (1_000_000, 500_000, [], 0.001, 10, True),         # at least 10
-    (20_000, 10_000, ["--batch-size", "100"], 0.001, 30, True),
-    (1309, 655, ["--lr", "0.05"], 0.05, 30, True),     # what the command line gives stays
-    (1309, 655, ["--epochs", "4"], 0.001, 4, True),
-    (1309, 655, ["--epochs", "4", "--lr", "0.01"], 0.01, 4, False),
+@pytest.mark.parametrize("rows, train_rows, options, lr, batch_size, epochs, patience", [
+    (150, 75, [], 0.01, 10, 10, None),                     # Iris: the tutorial's settings
+    (1000, 500, [], 0.01, 10, 10, None),                   # the largest table that keeps them
+    (1309, 655, [], 0.001, 10, 100, 10),                   # until the validation loss stops improving
+    (53_940, 26_970, [], 0.0026, 68, 100, 10),             # at most 400 batches an epoch; a step to match
+    (1_000_000, 500_000, [], 0.011, 1250, 100, 10),
+    (20_000, 10_000, ["--batch-size", "100"], 0.0032, 100, 100, 10),  # what the command line gives stays
+    (1309, 655, ["--lr", "0.05"], 0.05, 10, 100, 10),
+    (1309, 655, ["--epochs", "4"], 0.001, 10, 4, None),    # a number of epochs given: no stopping early
+    (1309, 655, ["--epochs", "4", "--lr", "0.01", "--batch-size", "10"], 0.01, 10, 4, None),
 ])
-def test_training_settings_follow_the_tables_size(capsys, rows, train_rows, options, lr, epochs, said):
+def test_training_settings_follow_the_tables_size(capsys, rows, train_rows, options, lr, batch_size, epochs, patience):
     args = parse_args(options, dc.TUTORIAL)
     training_settings(args, rows, train_rows)
-    assert (args.lr, args.epochs) == (pytest.approx(lr), epochs)
+    assert (args.lr, args.batch_size, args.epochs, args.patience) == (pytest.approx(lr), batch_size, epochs, patience)
     out = capsys.readouterr().out
-    assert (f"Training for {epochs} epochs at learning rate {lr:g}, as for any table of more than 1,000 rows "
-            f"(this one has {rows:,})" in out) is said
-    if not said:
+    if rows <= 1000 or len(options) == 6:
         assert out == ""
+    else:
+        length = f"until the validation loss has not improved for 10 epochs (at most {epochs})" if patience \
+            else f"for {epochs} epochs"
+        assert out == (f"Training {length} at learning rate {lr:g} in batches of {batch_size}, as for any table of "
+                       f"more than 1,000 rows (this one has {rows:,}); --epochs, --lr and --batch-size set them\n\n")
+
+
+def test_training_stops_when_the_validation_loss_stops_improving(tmp_path, capsys):
+    blobs(rows=1200, classes=2, features=3, spread=2.0).to_csv(tmp_path / "big.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "big.csv", "--label", "kind", "--no-onnx", "--output-dir",
+                              tmp_path)
+    assert code == 0, err
+    epochs = [line for line in out.splitlines() if line.startswith("Completed training batch")]
+    losses = [float(line.split("Validation Loss is: ")[1].split()[0]) for line in epochs]
+    best = 1 + losses.index(min(losses))
+    assert len(epochs) == best + 10 < 100  # ten epochs without a lower validation loss, then it stops
+    assert f"Trained for {len(epochs)} epochs: the validation loss last improved in epoch {best}, the model kept" in out
 
 
 def test_folds_with_a_class_of_one_row_say_what_would_work(tmp_path, capsys):
