@@ -5,7 +5,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-MOST_CATEGORIES = 100  # a categorical feature keeps its most frequent values; the rest are one value, 'other'
+# A categorical feature of more than MANY_VALUES values keeps those in at least RARE_ROWS + 1 training rows (at most
+# MOST_CATEGORIES, the most frequent); the rarer ones, and those never seen, are one more value, 'other'
+MANY_VALUES = 100
+RARE_ROWS = 1
+MOST_CATEGORIES = 1000
 
 
 class InputScaling:
@@ -87,8 +91,9 @@ class Preprocessing:
     its one-hot columns ('' for a blank seen in training; a value never seen gets no column,
     or counts as 'other');
     scaling: the number features' InputScaling; other: per categorical feature, whether it has
-    more than MOST_CATEGORIES values, the rare ones and those never seen counting as one more
-    one-hot column, 'other' (scikit-learn's OneHotEncoder with max_categories).
+    more than MANY_VALUES values, the rare ones (in a single training row) and those never seen
+    counting as one more one-hot column, 'other' (scikit-learn's OneHotEncoder with
+    min_frequency and max_categories).
     """
 
     def __init__(self, features, fill, categorical=(), categories=(), scaling=None, other=None):
@@ -111,10 +116,10 @@ class Preprocessing:
         for codes, values in data.categories:
             present, counts = np.unique(codes[rows.numpy()], return_counts=True)
             kept = [code for code in present if code >= 0]
-            if len(kept) > MOST_CATEGORIES:  # the most frequent; the rare ones (and later unseen ones) as 'other'
-                frequent = sorted(zip(counts[present >= 0], [values[code] for code in kept]), key=lambda
-                                  pair: (-pair[0], pair[1]))[:MOST_CATEGORIES]
-                kept = [values.index(name) for _, name in frequent]
+            if len(kept) > MANY_VALUES:  # the frequent ones; the rare ones (and later unseen ones) as 'other'
+                frequent = sorted((pair for pair in zip(counts[present >= 0], kept) if pair[0] > RARE_ROWS),
+                                  key=lambda pair: (-pair[0], values[pair[1]]))[:MOST_CATEGORIES]
+                kept = [code for _, code in frequent]
             categories.append(sorted(values[code] for code in kept) + ([""] if (present < 0).any() else []))
             other.append(len(kept) < len([code for code in present if code >= 0]))
         return cls(data.features, fill, data.categorical, categories, InputScaling.fit(torch.from_numpy(filled)),
@@ -229,8 +234,8 @@ def show_preprocessing(data, preprocessing, train_rows):
     grouped = [f"{column} {len(values) - len([value for value in known if value])}" for column, (_, values), known, other
                in zip(data.categorical, data.categories, preprocessing.categories, preprocessing.other) if other]
     if grouped:
-        print(f"Rare values grouped as one category, 'other' (each feature keeps its {MOST_CATEGORIES} most frequent "
-              f"values): {', '.join(grouped)}")
+        print(f"Rare values grouped as one category, 'other' (past {MANY_VALUES} values, those of a single training "
+              f"row): {', '.join(grouped)}")
     constant = preprocessing.scaling.constant if preprocessing.scaling is not None and len(train_rows) else []
     for position in constant:
         print(f"Note: '{data.features[position]}' holds a single value ({preprocessing.scaling.mean[position]:g}) "

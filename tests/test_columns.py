@@ -270,7 +270,7 @@ def test_a_model_of_text_features_only_predicts_and_tests_again(tmp_path, capsys
 
 
 def test_a_many_valued_text_column_keeps_its_frequent_values_and_the_rest_is_other():
-    values = [f"city {number:03d}" for number in range(130)]
+    values = [f"city {number:03d}" for number in range(130)]  # 100 of them in three rows, 30 in one
     codes = np.array([number % 100 for number in range(300)] + list(range(100, 130)) + [-1], dtype=np.int32)
     data = dc.Data(None, torch.zeros(len(codes), 1), torch.zeros(len(codes), dtype=torch.long), ["x"], ["a", "b"],
                    "y", categorical=["city"], categories=[(codes, values)])

@@ -308,8 +308,8 @@ def test_other_in_network_onnx_at_every_opset(tmp_path, capsys, opset):
                               "country", "--epochs", 3, "--opset", opset, "--output-dir", tmp_path)
     assert code == 0, err
     record = ModelRecord.load(str(tmp_path / "NetModel.pth"))
-    assert record.rare_as_other == [True] and len(record.categories[0]) == 100
-    assert "Rare values grouped as one category, 'other' (each feature keeps its 100 most frequent values): country" \
+    assert record.rare_as_other == [True] and 20 < len(record.categories[0]) < 100  # those in two training rows
+    assert "Rare values grouped as one category, 'other' (past 100 values, those of a single training row): country" \
         in out
     record_values = set(record.categories[0])
     rare = next(f"country {number:03d}" for number in range(200) if f"country {number:03d}" not in record_values)
