@@ -167,7 +167,8 @@ def finish_stopped_commit(folder):
     """Before a trained model is read from `folder`: finish the commit a killed run left there and remove its
     temporaries, under the folder's lock, so that its weights and record are a matching pair. A folder that
     cannot be locked (read-only, or another run is writing to it) is read as it is."""
-    if not any(name == JOURNAL_NAME or TEMPORARY.match(name) for name in os.listdir(folder or ".")):
+    if not os.path.isdir(folder) or not any(name == JOURNAL_NAME or TEMPORARY.match(name)
+                                            for name in os.listdir(folder)):
         return
     try:
         lock = FolderLock(folder)

@@ -13,7 +13,7 @@ import torch
 from .errors import InputError, column_list, first_line
 from .outputs import write_json
 from .preprocessing import InputScaling, Preprocessing
-from .tables import Layout
+from .tables import TEXT_TYPES, Layout
 
 
 # What a checkpoint with nothing beside it was trained on: the tutorial's Iris sheet.
@@ -38,7 +38,6 @@ def metadata_path(checkpoint):
 
 
 RECORD_FORMAT = 2  # 1: before the record held the table's layout, the split and a fingerprint of itself
-TEXT_FILES = (".csv", ".txt", ".tsv")
 
 
 class ModelRecord:
@@ -60,8 +59,7 @@ class ModelRecord:
               "classes", "label", "layout", "seed", "split", "weights_sha256")
 
     def __init__(self, features, classes, label, categorical_features=(), categories=(), fill=None,
-                 input_offset=None, layout=None, seed=None, split=None, weights_sha256=None, bare=False,
-                 rare_as_other=None):
+                 input_offset=None, layout=None, seed=None, split=None, weights_sha256=None, rare_as_other=None):
         self.features, self.classes, self.label = list(features), list(classes), label
         self.categorical_features = list(categorical_features)
         self.categories = [list(values) for values in categories]
@@ -69,13 +67,12 @@ class ModelRecord:
         self.input_offset = None if input_offset is None else [float(value) for value in input_offset]
         self.layout, self.seed, self.split = dict(layout or {}), seed, dict(split or {})
         self.weights_sha256 = weights_sha256
-        self.bare = bare
         self.rare_as_other = list(rare_as_other) if rare_as_other is not None else [False] * len(self.categories)  # the tutorial's checkpoint, taken as the Iris model for want of a record
 
     @classmethod
     def iris(cls):
         """The tutorial's bare NetModel.pth: the Iris sheet's four measurements and three species, no fill values."""
-        return cls(IRIS_FEATURES, IRIS_CLASSES, IRIS_LABEL, bare=True)
+        return cls(IRIS_FEATURES, IRIS_CLASSES, IRIS_LABEL)
 
     @classmethod
     def from_training(cls, preprocessing, classes, label, layout, seed, split, state_dict):
@@ -168,7 +165,7 @@ class ModelRecord:
 
 
 def file_kind(path):
-    return "text" if os.path.splitext(str(path))[1].lower() in TEXT_FILES else "workbook"
+    return "text" if os.path.splitext(str(path))[1].lower() in TEXT_TYPES else "workbook"
 
 
 def fingerprint(content):
