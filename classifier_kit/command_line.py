@@ -73,11 +73,11 @@ def build_parser(defaults):
                       help="the column to predict (a trained model's own label with --skip-training and prediction)")
     data.add_argument("--features", nargs="+", metavar="COLUMN",
                       help="the input columns, numbers or text (default: every column whose role is a feature: numbers "
-                           "and text of few values, less identifiers and dates, see docs/tables.md; a trained model's "
+                           "and text whose values repeat, less identifiers and dates, see docs/tables.md; a trained model's "
                            "own with --skip-training and prediction)")
     data.add_argument("--categorical", nargs="+", metavar="COLUMN", default=[],
-                      help="number columns to take as categories (a class 1/2/3, a postal code); text columns with "
-                           "few values are categories anyway (default: none)")
+                      help="number columns to take as categories (a class 1/2/3, a postal code); text columns whose "
+                           "values repeat are categories anyway (default: none)")
     data.add_argument("--drop-missing", action="store_true",
                       help="leave out rows with a blank feature cell instead of filling it inside the model")
     data.add_argument("--separator", type=separator, metavar="CHAR",
@@ -97,7 +97,8 @@ def build_parser(defaults):
     training.add_argument("--lr", type=bounded(float, 1e-12, 10, "a number above 0, at most 10"),
                           default=defaults["lr"],
                           help=f"Adam's learning rate, above 0 and at most 10 (default: {defaults['lr']:g}; on a "
-                               f"table of more than {LARGE_TABLE_ROWS:,} rows, {LARGE_TABLE_LEARNING_RATE:g})")
+                               f"table of more than {LARGE_TABLE_ROWS:,} rows, {LARGE_TABLE_LEARNING_RATE:g}, and more with "
+                               "larger batches)")
     training.add_argument("--batch-size", type=bounded(int, 1, MOST, f"a whole number from 1 to {MOST:,}"),
                           default=defaults["batch_size"], metavar="N",
                           help=f"rows per training batch, 1 to {MOST:,} (default: {defaults['batch_size']}; on a table "
