@@ -22,6 +22,7 @@ try:  # the libraries take a second or two to load: Ctrl-C meanwhile ends quietl
     import copy
     import functools
     import gc
+    import io
     import math
     import os
     import warnings
@@ -333,6 +334,11 @@ def train_model(args, data, preprocessing, train_rows, validate_rows, device, fi
     try:
         history = train(model, train_loader, validate_loader, loss_fn, optimizer, args.epochs, device, save,
                         getattr(args, "patience", None))
+        best_epoch = 1 + min(range(len(history)), key=lambda epoch: history[epoch][1])
+        if getattr(args, "refit", False):
+            best["state"] = train_again(args, network, model, loss_fn, train_inputs, validate_inputs,
+                                        torch.cat([data.targets[train_rows], data.targets[validate_rows]]),
+                                        best_epoch, device)
     except TrainingInterrupted as interrupted:
         if files is None:  # a cross-validation fold: nothing of it is kept
             raise KeyboardInterrupt from None
@@ -342,12 +348,31 @@ def train_model(args, data, preprocessing, train_rows, validate_rows, device, fi
             files.commit([args.checkpoint, metadata_path(args.checkpoint)])
         raise
     print("Finished Training\n")
-    best_epoch = 1 + min(range(len(history)), key=lambda epoch: history[epoch][1])
     if getattr(args, "patience", None):
+        kept = (f"then trained again on the {len(train_rows) + len(validate_rows):,} training and validation rows for "
+                f"{best_epoch} epochs, the model kept") if args.refit else "the model kept"
         print(f"Trained for {len(history)} epochs: " + (
-            f"the validation loss last improved in epoch {best_epoch}, the model kept\n" if len(history) < args.epochs
-            else f"the most there are; the validation loss was lowest in epoch {best_epoch}, the model kept\n"))
+            f"the validation loss last improved in epoch {best_epoch}; {kept}\n" if len(history) < args.epochs
+            else f"the most there are; the validation loss was lowest in epoch {best_epoch}; {kept}\n"))
     return Trained(best["state"], best_epoch, history, preprocessing, data, args.seed, split)
+
+
+def train_again(args, network, model, loss_fn, train_inputs, validate_inputs, targets, epochs, device):
+    """Train the network again from its first weights on the training and validation rows together, for the
+    epochs the validation rows chose (a small table has few rows to spare); returns its weights."""
+    torch.manual_seed(args.seed)
+    network.load_state_dict(Network(network.layer1.in_features, network.layer3.out_features).state_dict())
+    model.to(device)
+    rows = torch.cat([train_inputs, validate_inputs])
+    loader = batch_loader(rows, targets, min(args.batch_size, len(rows)), shuffle=True, seed=args.seed)
+    optimizer = loss_and_optimizer(model, args.lr)[1]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # its validation figures would be of rows it trains on
+            train(model, loader, batch_loader(validate_inputs, targets[len(train_inputs):], EVALUATION_BATCH_SIZE),
+                  loss_fn, optimizer, epochs, device, lambda: None)
+    except TrainingInterrupted:
+        raise TrainingInterrupted(epochs) from None  # the first training's best weights are kept
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in network.state_dict().items()}
 
 
 def test_fold(args, data, device, train_rows, validate_rows, test_rows):

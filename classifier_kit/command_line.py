@@ -9,7 +9,8 @@ import sys
 
 from .tables import Layout, nfc
 from .record import metadata_path
-from .training import LARGE_TABLE_BATCHES, LARGE_TABLE_EPOCHS, LARGE_TABLE_LEARNING_RATE, LARGE_TABLE_ROWS, PATIENCE
+from .training import (LARGE_TABLE_BATCHES, LARGE_TABLE_EPOCHS, LARGE_TABLE_LEARNING_RATE, LARGE_TABLE_ROWS,
+                       PATIENCE, SMALL_TABLE_ROWS)
 from .onnx_export import DEFAULT_OPSET, OPSETS
 
 
@@ -92,8 +93,9 @@ def build_parser(defaults):
     training.add_argument("--epochs", type=bounded(int, 1, MOST, f"a whole number from 1 to {MOST:,}"),
                           default=defaults["epochs"], metavar="N",
                           help=f"passes over the training set, 1 to {MOST:,} (default: {defaults['epochs']}; on a table "
-                               f"of more than {LARGE_TABLE_ROWS:,} rows, until the validation loss has not improved "
-                               f"for {PATIENCE} epochs, at most {LARGE_TABLE_EPOCHS})")
+                               f"of more than {SMALL_TABLE_ROWS} rows, until the validation loss has not improved "
+                               f"for {PATIENCE} epochs, at most {LARGE_TABLE_EPOCHS}, and up to {LARGE_TABLE_ROWS:,} "
+                               "rows trained again on the training and validation rows)")
     training.add_argument("--lr", type=bounded(float, 1e-12, 10, "a number above 0, at most 10"),
                           default=defaults["lr"],
                           help=f"Adam's learning rate, above 0 and at most 10 (default: {defaults['lr']:g}; on a "

@@ -14,6 +14,9 @@ LARGE_TABLE_LEARNING_RATE = 0.001
 LARGE_TABLE_BATCHES = 400  # at most about this many batches an epoch: larger tables, larger batches
 LARGE_TABLE_EPOCHS = 100   # at most; training stops sooner when the validation loss stops improving:
 PATIENCE = 10              # after this many epochs without a lower validation loss
+# A table of more rows than this, up to LARGE_TABLE_ROWS, chooses its epochs on the validation rows, then trains the
+# saved model again on the training and validation rows together (Iris, with 150, keeps the tutorial's run)
+SMALL_TABLE_ROWS = 250
 PROGRESS_DELAY = 2  # seconds an epoch runs before its progress bar appears
 
 
@@ -97,8 +100,10 @@ def training_settings(args, rows, train_rows):
     """Set args.lr, args.batch_size, args.epochs and args.patience for a table of `rows` rows (`train_rows` of
     them for training), unless the command line gave them.
 
-    Up to LARGE_TABLE_ROWS rows (Iris has 150) a run trains as the tutorial does: 10 epochs
-    at 0.01 in batches of 10, about 80 updates on Iris. On larger tables that rate leaves the
+    Up to SMALL_TABLE_ROWS rows (Iris has 150) a run trains as the tutorial does: 10 epochs
+    at 0.01 in batches of 10, about 80 updates on Iris. Up to LARGE_TABLE_ROWS it chooses the
+    epochs on the validation rows (PATIENCE) and then trains again on the training and
+    validation rows (args.refit): such a table has few rows to spare. On larger tables 0.01 leaves the
     weights noisy after thousands of updates, and a fixed number of epochs stops some tables
     while both losses still fall (bench/README.md). There the run trains at 0.001 in batches
     of at least 10 (larger on large tables, so that an epoch is at most LARGE_TABLE_BATCHES
@@ -106,7 +111,12 @@ def training_settings(args, rows, train_rows):
     validation loss has not improved for PATIENCE epochs, at most LARGE_TABLE_EPOCHS. Says
     so when it departs from the tutorial's settings.
     """
-    args.patience = None
+    args.patience, args.refit = None, False  # refit: train again on the training and validation rows
+    if SMALL_TABLE_ROWS < rows <= LARGE_TABLE_ROWS and "epochs" not in args.given:
+        args.epochs, args.patience, args.refit = LARGE_TABLE_EPOCHS, PATIENCE, True
+        print(f"Choosing the epochs on the validation rows (until their loss has not improved for {PATIENCE}, at "
+              f"most {args.epochs}), then training again on the training and validation rows, as for any table of "
+              f"{SMALL_TABLE_ROWS + 1:,} to {LARGE_TABLE_ROWS:,} rows (this one has {rows:,}); --epochs sets them\n")
     if rows <= LARGE_TABLE_ROWS:
         return
     if "batch_size" not in args.given:

@@ -212,7 +212,8 @@ def test_a_class_the_model_never_finds_is_named():
 
 @pytest.mark.parametrize("rows, train_rows, options, lr, batch_size, epochs, patience", [
     (150, 75, [], 0.01, 10, 10, None),                     # Iris: the tutorial's settings
-    (1000, 500, [], 0.01, 10, 10, None),                   # the largest table that keeps them
+    (250, 125, [], 0.01, 10, 10, None),                    # the largest table that keeps them
+    (1000, 500, [], 0.01, 10, 100, 10),                    # epochs chosen on the validation rows, then trained again
     (1309, 655, [], 0.001, 10, 100, 10),                   # until the validation loss stops improving
     (53_940, 26_970, [], 0.0026, 68, 100, 10),             # at most 400 batches an epoch; a step to match
     (1_000_000, 500_000, [], 0.011, 1250, 100, 10),
@@ -226,8 +227,13 @@ def test_training_settings_follow_the_tables_size(capsys, rows, train_rows, opti
     training_settings(args, rows, train_rows)
     assert (args.lr, args.batch_size, args.epochs, args.patience) == (pytest.approx(lr), batch_size, epochs, patience)
     out = capsys.readouterr().out
-    if rows <= 1000 or len(options) == 6:
+    assert args.refit == (250 < rows <= 1000)
+    if rows <= 250 or len(options) == 6:
         assert out == ""
+    elif rows <= 1000:
+        assert out == ("Choosing the epochs on the validation rows (until their loss has not improved for 10, at most "
+                       "100), then training again on the training and validation rows, as for any table of 251 to "
+                       "1,000 rows (this one has 1,000); --epochs sets them\n\n")
     else:
         length = f"until the validation loss has not improved for 10 epochs (at most {epochs})" if patience \
             else f"for {epochs} epochs"
@@ -244,7 +250,7 @@ def test_training_stops_when_the_validation_loss_stops_improving(tmp_path, capsy
     losses = [float(line.split("Validation Loss is: ")[1].split()[0]) for line in epochs]
     best = 1 + losses.index(min(losses))
     assert len(epochs) == best + 10 < 100  # ten epochs without a lower validation loss, then it stops
-    assert f"Trained for {len(epochs)} epochs: the validation loss last improved in epoch {best}, the model kept" in out
+    assert f"Trained for {len(epochs)} epochs: the validation loss last improved in epoch {best}; the model kept" in out
 
 
 def test_folds_with_a_class_of_one_row_say_what_would_work(tmp_path, capsys):
@@ -256,3 +262,24 @@ def test_folds_with_a_class_of_one_row_say_what_would_work(tmp_path, capsys):
     assert code == 2
     assert err.strip().endswith("--folds 2 needs at least 2 rows of every class, but 'class_c' has 1; cross-validation "
                                 "needs at least 2 rows of every class: leave out --folds, or add rows of that class")
+
+
+def test_a_small_table_is_trained_again_on_its_training_and_validation_rows(tmp_path, capsys):
+    blobs(rows=400, classes=3, features=3, spread=1.5).to_csv(tmp_path / "small.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "small.csv", "--label", "kind", "--no-onnx",
+                              "--output-dir", tmp_path)
+    assert code == 0, err
+    epochs = [line for line in out.splitlines() if line.startswith("Completed training batch")]
+    losses = [float(line.split("Validation Loss is: ")[1].split()[0]) for line in epochs]
+    best = 1 + losses.index(min(losses))
+    assert (f"Trained for {len(epochs)} epochs: the validation loss last improved in epoch {best}; then trained again "
+            f"on the 280 training and validation rows for {best} epochs, the model kept") in out
+    first = network_weights(tmp_path)
+    code, out, err = run_main(capsys, "--data", tmp_path / "small.csv", "--label", "kind", "--no-onnx", "--epochs",
+                              best, "--output-dir", tmp_path / "without")
+    assert code == 0, err
+    assert not torch.equal(first, network_weights(tmp_path / "without"))  # the kept model is not the first one
+
+
+def network_weights(folder):
+    return torch.load(folder / "NetModel.pth", weights_only=True)["layer1.weight"]
