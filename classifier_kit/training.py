@@ -12,7 +12,7 @@ from .errors import InputError
 LARGE_TABLE_ROWS = 1000
 LARGE_TABLE_LEARNING_RATE = 0.001
 LARGE_TABLE_BATCHES = 400  # at most about this many batches an epoch: larger tables, larger batches
-LARGE_TABLE_EPOCHS = 100   # at most; training stops sooner when the validation loss stops improving:
+LARGE_TABLE_EPOCHS = 60    # at most (a bound on time); training stops sooner when the validation loss stops improving:
 PATIENCE = 10              # after this many epochs without a lower validation loss
 # A table of more rows than this, up to LARGE_TABLE_ROWS, chooses its epochs on the validation rows, then trains the
 # saved model again on the training and validation rows together (Iris, with 150, keeps the tutorial's run)

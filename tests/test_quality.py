@@ -213,12 +213,12 @@ def test_a_class_the_model_never_finds_is_named():
 @pytest.mark.parametrize("rows, train_rows, options, lr, batch_size, epochs, patience", [
     (150, 75, [], 0.01, 10, 10, None),                     # Iris: the tutorial's settings
     (250, 125, [], 0.01, 10, 10, None),                    # the largest table that keeps them
-    (1000, 500, [], 0.01, 10, 100, 10),                    # epochs chosen on the validation rows, then trained again
-    (1309, 655, [], 0.001, 10, 100, 10),                   # until the validation loss stops improving
-    (53_940, 26_970, [], 0.0026, 68, 100, 10),             # at most 400 batches an epoch; a step to match
-    (1_000_000, 500_000, [], 0.011, 1250, 100, 10),
-    (20_000, 10_000, ["--batch-size", "100"], 0.0032, 100, 100, 10),  # what the command line gives stays
-    (1309, 655, ["--lr", "0.05"], 0.05, 10, 100, 10),
+    (1000, 500, [], 0.01, 10, 60, 10),                    # epochs chosen on the validation rows, then trained again
+    (1309, 655, [], 0.001, 10, 60, 10),                   # until the validation loss stops improving
+    (53_940, 26_970, [], 0.0026, 68, 60, 10),             # at most 400 batches an epoch; a step to match
+    (1_000_000, 500_000, [], 0.011, 1250, 60, 10),
+    (20_000, 10_000, ["--batch-size", "100"], 0.0032, 100, 60, 10),  # what the command line gives stays
+    (1309, 655, ["--lr", "0.05"], 0.05, 10, 60, 10),
     (1309, 655, ["--epochs", "4"], 0.001, 10, 4, None),    # a number of epochs given: no stopping early
     (1309, 655, ["--epochs", "4", "--lr", "0.01", "--batch-size", "10"], 0.01, 10, 4, None),
 ])
@@ -232,7 +232,7 @@ def test_training_settings_follow_the_tables_size(capsys, rows, train_rows, opti
         assert out == ""
     elif rows <= 1000:
         assert out == ("Choosing the epochs on the validation rows (until their loss has not improved for 10, at most "
-                       "100), then training again on the training and validation rows, as for any table of 251 to "
+                       "60), then training again on the training and validation rows, as for any table of 251 to "
                        "1,000 rows (this one has 1,000); --epochs sets them\n\n")
     else:
         length = f"until the validation loss has not improved for 10 epochs (at most {epochs})" if patience \
