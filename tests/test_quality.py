@@ -11,7 +11,7 @@ import torch
 from conftest import blobs, dc, run_main
 from classifier_kit.command_line import parse_args
 from classifier_kit.quality import class_report, imbalance_note, stratified_folds
-from classifier_kit.record import IRIS_CLASSES, IRIS_FEATURES
+from classifier_kit.record import IRIS_CLASSES, IRIS_FEATURES, weights_fingerprint
 from classifier_kit.training import ClassWeightedLoss, balanced_weights, training_settings
 
 
@@ -283,3 +283,22 @@ def test_a_small_table_is_trained_again_on_its_training_and_validation_rows(tmp_
 
 def network_weights(folder):
     return torch.load(folder / "NetModel.pth", weights_only=True)["layer1.weight"]
+
+
+def test_ctrl_c_while_a_small_table_trains_again_keeps_the_first_trainings_best(tmp_path, capsys, monkeypatch):
+    blobs(rows=400, classes=3, features=3, spread=1.5).to_csv(tmp_path / "small.csv", index=False)
+    real_train, calls = dc.train, []
+
+    def train(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # training again on the training and validation rows
+            raise dc.TrainingInterrupted(0)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(dc, "train", train)
+    code, out, err = run_main(capsys, "--data", tmp_path / "small.csv", "--label", "kind", "--no-onnx",
+                              "--output-dir", tmp_path)
+    assert code == 130
+    assert "Interrupted: training stopped; the best model so far (epoch " in err
+    record = json.loads((tmp_path / "NetModel.json").read_text())
+    assert record["weights_sha256"] == weights_fingerprint(torch.load(tmp_path / "NetModel.pth", weights_only=True))
