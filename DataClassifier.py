@@ -333,9 +333,9 @@ def train_model(args, data, preprocessing, train_rows, validate_rows, device, fi
     history = []
     try:
         history = train(model, train_loader, validate_loader, loss_fn, optimizer, args.epochs, device, save,
-                        getattr(args, "patience", None))
+                        args.patience)
         best_epoch = 1 + min(range(len(history)), key=lambda epoch: history[epoch][1])
-        if getattr(args, "refit", False):
+        if args.refit:
             best["state"] = train_again(args, network, model, loss_fn, train_inputs, validate_inputs,
                                         torch.cat([data.targets[train_rows], data.targets[validate_rows]]),
                                         best_epoch, device)
@@ -348,7 +348,7 @@ def train_model(args, data, preprocessing, train_rows, validate_rows, device, fi
             files.commit([args.checkpoint, metadata_path(args.checkpoint)])
         raise
     print("Finished Training\n")
-    if getattr(args, "patience", None):
+    if args.patience:
         kept = (f"then trained again on the {len(train_rows) + len(validate_rows):,} training and validation rows for "
                 f"{best_epoch} epochs, the model kept") if args.refit else "the model kept"
         print(f"Trained for {len(history)} epochs: " + (

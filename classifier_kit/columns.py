@@ -244,17 +244,17 @@ def rows_to_use(table, numbers, texts, label, drop_missing):
     return table
 
 
-def numeric_matrix(table, features, path, predict=None):
+def numeric_matrix(table, features, path, typed=None):
     """The number columns as a float32 array (NaN: a blank cell).
 
     A word in a number column (a cell without digits: 'T' for a trace of rain, 'n/a', '-',
     'rotary') stands for no number, and is read as a blank, which the model fills; the run
     says which. A cell with digits that does not read as a number ('12,5 cm') is a mistake
-    and refused by cell, and so are values infinite in float32. predict: --predict's values as
+    and refused by cell, and so are values infinite in float32. typed: --predict's values as
     typed, when the table is their row (messages name the value; notes go to stderr).
     """
     def cell(column, row):
-        return f"--predict: '{str(predict[column].iloc[row]).strip()}' for '{column}'" if predict is not None else \
+        return f"--predict: '{str(typed[column].iloc[row]).strip()}' for '{column}'" if typed is not None else \
             f"{path}: column '{column}', row {table.index[row] + 2} holds '{table[column].iloc[row]}', which"
 
     matrix = np.empty((len(table), len(features)), dtype=np.float32)
@@ -275,7 +275,7 @@ def numeric_matrix(table, features, path, predict=None):
             float32_values(matrix[:, position], lambda row: cell(column, row), blanks=True)
     if words:
         print(f"Words in number columns, read as blank cells: {', '.join(words)}; "
-              "--categorical COLUMN takes a column's values as categories instead", file=sys.stderr if predict is not None else None)
+              "--categorical COLUMN takes a column's values as categories instead", file=sys.stderr if typed is not None else None)
     return matrix
 
 

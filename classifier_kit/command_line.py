@@ -154,7 +154,7 @@ def parse_args(argv, defaults):
         parser.error("give --predict or --predict-file, not both")
     args.label = nfc(args.label)
     for option in ("features", "categorical"):
-        names = [nfc(name) for name in getattr(args, option) or []] or getattr(args, option)
+        names = [nfc(name) for name in getattr(args, option)] if getattr(args, option) else getattr(args, option)
         twice = sorted({name for name in names or [] if names.count(name) > 1})
         if twice:
             parser.error(f"--{option} names {', '.join(repr(name) for name in twice)} more than once; name each "
@@ -167,6 +167,7 @@ def parse_args(argv, defaults):
         args.checkpoint = os.path.join(args.output_dir, "NetModel.pth")
     args.mode = "predict" if args.predict else "predict-file" if args.predict_file else \
         "skip-training" if args.skip_training else "train"
+    args.patience, args.refit = None, False  # the tutorial's training; training_settings changes them by table size
     return args
 
 
