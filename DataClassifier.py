@@ -38,7 +38,7 @@ try:  # the libraries take a second or two to load: Ctrl-C meanwhile ends quietl
     from classifier_kit.cells import class_text
     from classifier_kit.columns import (MINIMUM_ROWS, check_label_is_classes, class_numbers, column_roles,
                                         numeric_matrix, rows_to_use, sorted_classes, text_codes)
-    from classifier_kit.errors import InputError, RunError, column_list, first_line
+    from classifier_kit.errors import InputError, RunError, column_list, file_system_advice, first_line
     from classifier_kit.onnx_export import CHECK_ROWS, compare_scores
     from classifier_kit.outputs import (CommitInterrupted, OutputFiles, atomic_path, finish_stopped_commit,
                                         stop_on_terminate, write_json, write_model)
@@ -510,12 +510,16 @@ def run(args):
     """The tutorial's flow: load, train, test, test per class, convert; or a prediction."""
     command_line.note_ignored_options(args)
     record = None
+    finished = []
     if args.mode != "train":  # the model's record decides what the table holds and how it is read
-        finish_stopped_commit(os.path.dirname(os.path.abspath(args.checkpoint)))
+        finished = finish_stopped_commit(os.path.dirname(os.path.abspath(args.checkpoint)))
         record = ModelRecord.load(args.checkpoint)
         record.check_options(args)
     if args.mode == "predict":
-        prediction.predict(*load_trained(args.checkpoint, record), args.predict)
+        try:
+            prediction.predict(*load_trained(args.checkpoint, record), args.predict)
+        except KeyboardInterrupt:
+            raise CommitInterrupted([], earlier=finished) if finished else KeyboardInterrupt from None
         return 0
     with OutputFiles(*command_line.planned_files(args)) as files:
         if args.mode == "predict-file":
@@ -622,8 +626,7 @@ def main(argv=None):
             print("\nInterrupted: training stopped before the first checkpoint; nothing was saved", file=sys.stderr)
         return 130
     except CommitInterrupted as interrupted:
-        print(f"\nInterrupted while the outputs were put in place; the run waited until all of them were: "
-              f"{', '.join(interrupted.replaced)} replaced", file=sys.stderr)
+        print(f"\n{interrupted.message()}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("\nInterrupted; no file in the output folder was changed", file=sys.stderr)
@@ -635,8 +638,9 @@ def main(argv=None):
         if os.environ.get("DATACLASSIFIER_DEBUG"):
             raise
         if isinstance(error, OSError):
-            problem = command_line.input_problem(error)
-            print(f"error: {error.filename or ''}: {error.strerror or error}{problem or ''}", file=sys.stderr)
+            problem = file_system_advice(error)
+            where = f"{error.filename}: " if error.filename else ""
+            print(f"error: {where}{error.strerror or error}{problem or ''}", file=sys.stderr)
             return 2 if problem else 1
         print(f"error: internal error ({type(error).__name__}: {first_line(error)}); please report it "
               "(set DATACLASSIFIER_DEBUG=1 to see the full traceback)", file=sys.stderr)

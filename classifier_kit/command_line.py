@@ -163,10 +163,12 @@ def parse_args(argv, defaults):
     for action in parser._actions:  # parsed again with no defaults, only what was given is set
         action.default = argparse.SUPPRESS
     args.given = set(vars(parser.parse_args(argv)))
-    if args.checkpoint is None:
-        args.checkpoint = os.path.join(args.output_dir, "NetModel.pth")
     args.mode = "predict" if args.predict else "predict-file" if args.predict_file else \
         "skip-training" if args.skip_training else "train"
+    if args.checkpoint is None:
+        args.checkpoint = os.path.join(args.output_dir, "NetModel.pth")
+    elif args.mode == "train" and "output_dir" not in args.given:  # the run's outputs go where its model goes
+        args.output_dir = os.path.dirname(args.checkpoint) or "."
     args.patience, args.refit = None, False  # the tutorial's training; training_settings changes them by table size
     return args
 
@@ -209,13 +211,13 @@ def layout_of(args):
 
 
 def planned_files(args):
-    """What the run will write and what it reads: (what, path) lists for OutputFiles."""
+    """What the run will write, what it reads, and the one folder it writes in: the arguments of OutputFiles."""
     folder, checkpoint = args.output_dir, args.checkpoint
     model_files = [("the checkpoint (--checkpoint)", checkpoint), ("the checkpoint's record", metadata_path(checkpoint))]
     metrics = [("the metrics (--metrics)", args.metrics)] if args.metrics else []
     if args.mode == "predict-file":
         return ([("the predictions", os.path.join(folder, "predictions.csv"))] + metrics,
-                [("the table to predict (--predict-file)", args.predict_file)] + model_files)
+                [("the table to predict (--predict-file)", args.predict_file)] + model_files, folder)
     testing = args.mode == "skip-training"
     outputs = ([] if testing else list(model_files)) + metrics
     inputs = [("the table (--data)", args.data)] + (model_files if testing else [])
@@ -224,7 +226,7 @@ def planned_files(args):
     if args.plot:
         outputs += [("a picture", os.path.join(folder, name)) for name in
                     (["confusion.png"] if testing else ["training.png", "confusion.png"])]
-    return outputs, inputs
+    return outputs, inputs, folder
 
 
 def console_safe_output():
@@ -237,18 +239,6 @@ def console_safe_output():
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
             stream.reconfigure(errors="backslashreplace")
-
-
-def input_problem(error):
-    """For an error of the file system that is the input's or the places it names (no permission, a read-only
-    or full disk), what to do about it; else None."""
-    advice = {errno.EACCES: "; give the run permission to read and write it, or choose another file or --output-dir",
-              errno.EPERM: "; give the run permission to read and write it, or choose another file or --output-dir",
-              errno.EROFS: "; the disk is read-only: choose another --output-dir",
-              errno.ENOSPC: "; the disk is full: free some space, or choose another --output-dir",
-              getattr(errno, "EDQUOT", -1): "; the disk quota is used up: free some space, or choose another "
-                                            "--output-dir"}
-    return advice.get(error.errno)
 
 
 def output_closed(error):

@@ -13,13 +13,20 @@ import time
 
 import torch
 
-from .errors import InputError, RunError
+from .errors import InputError, RunError, file_system_advice
+
+
+TEMPORARY_MARK = ".dc-tmp-"  # in the name of every temporary this program makes, and of no other file
+# A temporary of an output: "." + the output's name + the mark + 8 characters of tempfile.mkstemp
+TEMPORARY = re.compile(r"^\.(?P<name>.+)" + re.escape(TEMPORARY_MARK) + r"[a-z0-9_]{8}$")
 
 
 def temporary_beside(path):
-    """A new empty file in the folder of `path` (so that renaming it onto `path` is atomic)."""
+    """A new empty file in the folder of `path` (so that renaming it onto `path` is atomic), named with the mark
+    that only this program's temporaries carry, so that a later run removes only those."""
     directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + TEMPORARY_MARK, suffix="",
+                                         dir=directory)
     os.close(handle)
     return temporary
 
@@ -93,24 +100,39 @@ def atomic_path(path):
         raise
 
 
-STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM]  # Ctrl-C; a stop from timeout, CI, docker stop, a closed terminal
+# Ctrl-C; a stop from timeout, CI, docker stop (SIGTERM); a closed terminal (SIGHUP, which Windows does not have)
+STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
 
 
 def stop_on_terminate():
-    """SIGTERM ends a run as Ctrl-C does: whatever was staged is removed, the folder is left as it was."""
+    """SIGTERM and SIGHUP end a run as Ctrl-C does: whatever was staged is removed, the folder is left as it was."""
     def stop(*_):
         raise KeyboardInterrupt
 
-    with contextlib.suppress(ValueError, OSError):  # only the main thread may set a handler
-        signal.signal(signal.SIGTERM, stop)
+    for number in STOP_SIGNALS[1:]:
+        with contextlib.suppress(ValueError, OSError):  # only the main thread may set a handler
+            signal.signal(number, stop)
 
 
 class CommitInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM while the outputs were put in place: it waited until they all were."""
+    """Ctrl-C or SIGTERM after this run replaced files: while it put its outputs in place (it waited until they
+    all were), or after it finished what an earlier, stopped run left (`earlier`)."""
 
-    def __init__(self, replaced):
+    def __init__(self, replaced, earlier=()):
         super().__init__(replaced)
-        self.replaced = replaced
+        self.replaced, self.earlier = list(replaced), list(earlier)
+
+    def message(self):
+        said = []
+        if self.replaced:
+            said.append("Interrupted while the outputs were put in place; the run waited until all of them were: "
+                        f"{', '.join(self.replaced)} replaced")
+        if self.earlier:
+            said.append(("Interrupted; " if not said else "before that, ") + "it had finished putting in place what "
+                        f"an earlier, stopped run left: {', '.join(self.earlier)} replaced")
+        if not self.replaced:
+            said.append("no other file in the output folder was changed")
+        return "; ".join(said)
 
 
 @contextlib.contextmanager
@@ -135,47 +157,98 @@ def interrupts_deferred():
 LOCK_NAME = ".DataClassifier.lock"
 JOURNAL_NAME = ".DataClassifier.commit"  # what a commit under way renames, so that the next run can finish it
 RESERVED_NAMES = (LOCK_NAME, JOURNAL_NAME)
-# A temporary that tempfile.mkstemp made for an output: "." + its name + "." + 8 characters + ".tmp"
-TEMPORARY = re.compile(r"^\.(?P<name>.+\.(?:pth|json|onnx|csv|png))\.[a-z0-9_]{8}\.tmp$|^\.DataClassifier\.commit\.new$")
+
+
+def reserved_name_problem(name):
+    """Why a file may not be called `name` by an output (None when it may): the lock, the journal and the
+    temporaries' form are this program's own."""
+    if name in RESERVED_NAMES:
+        return "DataClassifier keeps its folder lock and commit journal under that name"
+    if TEMPORARY.match(name):
+        return f"names with '{TEMPORARY_MARK}' are DataClassifier's temporaries, which a later run removes"
+    return None
+
+
+def plain_name(name):
+    """Whether a name read from a journal names a file in the journal's own folder: no separator, no drive,
+    not '.' or '..'."""
+    return isinstance(name, str) and name not in ("", ".", "..") and not any(
+        mark in name for mark in ("/", "\\", ":", "\0")) and not os.path.isabs(name)
+
+
+def read_journal(folder):
+    """The renames a journal in `folder` lists, each checked before any is made: (temporary, destination)
+    plain names in this folder, the temporary one of this program's for that very destination. Anything else
+    (a journal that is not this program's, or names a file elsewhere) is refused, and nothing is changed."""
+    journal = os.path.join(folder, JOURNAL_NAME)
+
+    def refuse(why):
+        return InputError(f"{journal} is not a commit journal that DataClassifier wrote ({why}); nothing was changed. "
+                          f"If this folder came from elsewhere, delete {JOURNAL_NAME} and run again")
+
+    if os.path.islink(journal) or not os.path.isfile(journal):
+        raise refuse("it is not a plain file")
+    try:
+        with open(journal, encoding="utf-8") as file:
+            renames = json.load(file)
+    except (OSError, ValueError):
+        raise refuse("it is not readable JSON") from None
+    if not isinstance(renames, list) or not all(isinstance(pair, list) and len(pair) == 2 for pair in renames):
+        raise refuse("it is not a list of [temporary, destination] pairs")
+    for temporary, destination in renames:
+        if not plain_name(temporary) or not plain_name(destination):
+            raise refuse(f"it names {temporary!r} and {destination!r}; a journal names only files in its own folder")
+        found = TEMPORARY.match(temporary)
+        if not found or found.group("name") != destination or reserved_name_problem(destination):
+            raise refuse(f"{temporary!r} is not a temporary of {destination!r} that DataClassifier makes")
+        source = os.path.join(folder, temporary)
+        if os.path.lexists(source) and (os.path.islink(source) or not os.path.isfile(source)):
+            raise refuse(f"{temporary!r} is not a plain file")
+    return renames
 
 
 def finish_commit(folder):
     """Finish the commit of a run that was killed while it put its outputs in place (SIGKILL, a power cut):
     the renames its journal lists whose temporary is still there. Then remove the temporaries that killed
-    runs left. Returns the names it put in place. Called with the folder locked."""
-    journal, done = os.path.join(folder, JOURNAL_NAME), []
-    if os.path.isfile(journal) and not os.path.islink(journal):
-        try:
-            with open(journal, encoding="utf-8") as file:
-                renames = json.load(file)
-        except (OSError, ValueError):
-            renames = []  # torn while it was written: nothing had been renamed yet
-        for temporary, destination in renames:
-            temporary, destination = os.path.join(folder, temporary), os.path.join(folder, destination)
-            if os.path.isfile(temporary):
-                os.replace(temporary, destination)
-                done.append(os.path.basename(destination))
-        os.unlink(journal)
-    for name in os.listdir(folder):
-        if TEMPORARY.match(name) and os.path.isfile(os.path.join(folder, name)):
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(folder, name))
+    runs left (only files with this program's mark). Returns the names it put in place. Called with the
+    folder locked; Ctrl-C and SIGTERM wait until the journal is finished (then CommitInterrupted says what)."""
+    done = []
+    try:
+        with interrupts_deferred():
+            if os.path.lexists(os.path.join(folder, JOURNAL_NAME)):
+                for temporary, destination in read_journal(folder):
+                    if os.path.isfile(os.path.join(folder, temporary)):
+                        os.replace(os.path.join(folder, temporary), os.path.join(folder, destination))
+                        done.append(destination)
+                sync_folder(folder)
+                os.unlink(os.path.join(folder, JOURNAL_NAME))
+            for name in os.listdir(folder):
+                path = os.path.join(folder, name)
+                if TEMPORARY.match(name) and os.path.isfile(path) and not os.path.islink(path):
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+    except KeyboardInterrupt:
+        report_finished(folder, done)
+        raise CommitInterrupted([], earlier=done) from None
     return done
 
 
 def finish_stopped_commit(folder):
     """Before a trained model is read from `folder`: finish the commit a killed run left there and remove its
     temporaries, under the folder's lock, so that its weights and record are a matching pair. A folder that
-    cannot be locked (read-only, or another run is writing to it) is read as it is."""
+    cannot be locked (read-only, or another run is writing to it) is read as it is. Returns the names it put
+    in place."""
     if not os.path.isdir(folder) or not any(name == JOURNAL_NAME or TEMPORARY.match(name)
                                             for name in os.listdir(folder)):
-        return
+        return []
     try:
         lock = FolderLock(folder)
     except InputError:
-        return
+        return []
     try:
-        report_finished(folder, finish_commit(folder))
+        done = finish_commit(folder)
+        report_finished(folder, done)
+        return done
     finally:
         lock.release()
 
@@ -189,7 +262,7 @@ def report_finished(folder, names):
 def write_journal(folder, renames):
     """The renames a commit is about to make in `folder`, on disk before the first of them."""
     journal = os.path.join(folder, JOURNAL_NAME)
-    temporary = journal + ".new"
+    temporary = temporary_beside(journal)
     with open(temporary, "w", encoding="utf-8") as file:
         json.dump([[os.path.basename(source), os.path.basename(target)] for source, target in renames], file)
     flush(temporary)
@@ -324,27 +397,35 @@ class OutputFiles:
     outputs and inputs: lists of (what it is, path).
     """
 
-    def __init__(self, outputs, inputs):
+    def __init__(self, outputs, inputs, folder):
         for what, path in outputs:
-            if os.path.basename(path) in RESERVED_NAMES:
-                raise InputError(f"{path} would be written as {what}, but DataClassifier keeps its folder lock and "
-                                 "commit journal under that name; choose another name")
+            problem = reserved_name_problem(os.path.basename(path))
+            if problem:
+                raise InputError(f"{path} would be written as {what}, but {problem}; choose another name")
+        for what, path in outputs:
+            if os.path.normcase(os.path.dirname(os.path.abspath(path))) != os.path.normcase(os.path.abspath(folder)):
+                raise InputError(f"{path} would be written as {what} outside the output folder {folder}; a run writes "
+                                 "all its outputs into one folder, so that they are replaced together: put it in "
+                                 f"{folder}, or choose that folder with --output-dir")
         for number, (what, path) in enumerate(outputs):
             for other_what, other in outputs[:number] + inputs:
                 if same_file(path, other):
                     raise InputError(f"{path} would be written as {what}, but it is also {other_what}; "
                                      "choose another --checkpoint or --output-dir")
+        self.folder = os.path.abspath(folder)
         self.outputs = [path for _, path in outputs]
         self.staged = {}
         self.created = []
-        self.locks = []
+        self.lock = None
+        self.writing = None
+        self.finished = []  # what this run put in place for an earlier, stopped run
 
     def __enter__(self):
         try:
-            for folder in sorted({os.path.dirname(os.path.abspath(path)) for path in self.outputs}):
-                self.make_folder(folder)
-                self.locks.append(FolderLock(folder))
-                report_finished(folder, finish_commit(folder))
+            self.make_folder(self.folder)
+            self.lock = FolderLock(self.folder)
+            self.finished = finish_commit(self.folder)
+            report_finished(self.folder, self.finished)
         except BaseException:
             self.__exit__()
             raise
@@ -369,16 +450,23 @@ class OutputFiles:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
         self.staged.clear()
-        for lock in reversed(self.locks):
-            lock.release()
-        self.locks.clear()
+        if self.lock:
+            self.lock.release()
+            self.lock = None
         if exception and exception[0] is not None:
             for folder in reversed(self.created):  # a failed run leaves no new empty folder behind
                 with contextlib.suppress(OSError):
                     os.rmdir(folder)
+            error = exception[1]
+            if isinstance(error, KeyboardInterrupt) and not isinstance(error, CommitInterrupted) and self.finished:
+                raise CommitInterrupted([], earlier=self.finished) from None
+            if isinstance(error, OSError) and not error.filename and file_system_advice(error) and self.writing:
+                raise InputError(f"{self.writing} cannot be written ({error.strerror}){file_system_advice(error)}") \
+                    from None
 
     def stage(self, path):
         """A temporary path to write `path`'s new content to."""
+        self.writing = path  # named if the disk fills up while it is written
         if path in self.staged:
             return self.staged[path]
         try:
@@ -407,17 +495,13 @@ class OutputFiles:
             with interrupts_deferred():
                 for path in paths:
                     flush(self.staged[path])
-                by_folder = {}
+                write_journal(self.folder, [(self.staged[path], path) for path in paths])
                 for path in paths:
-                    by_folder.setdefault(os.path.dirname(os.path.abspath(path)), []).append(path)
-                for folder, group in by_folder.items():
-                    write_journal(folder, [(self.staged[path], path) for path in group])
-                    for path in group:
-                        put_in_place(self.staged.pop(path), path, flushed=True)
-                    sync_folder(folder)
-                    os.unlink(os.path.join(folder, JOURNAL_NAME))
+                    put_in_place(self.staged.pop(path), path, flushed=True)
+                sync_folder(self.folder)
+                os.unlink(os.path.join(self.folder, JOURNAL_NAME))
         except KeyboardInterrupt:
-            raise CommitInterrupted([path for path in paths if path not in self.staged]) from None
+            raise CommitInterrupted([path for path in paths if path not in self.staged], self.finished) from None
 
 
 def write_model(state_dict, path):

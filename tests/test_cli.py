@@ -59,14 +59,12 @@ def test_help_states_every_default(tmp_path):
 
 
 def test_options_epochs_batch_size_output_dir_and_checkpoint(tmp_path, capsys):
-    checkpoint = tmp_path / "models" / "iris.pth"
-    os.makedirs(checkpoint.parent)
+    checkpoint = tmp_path / "out" / "iris.pth"
     code, out, err = run_main(capsys, "--epochs", 2, "--batch-size", 25, "--lr", 0.05,
                               "--output-dir", tmp_path / "out", "--checkpoint", checkpoint)
     assert code == 0, err
     assert len([line for line in out.splitlines() if EPOCH_LINE.match(line)]) == 2
-    assert sorted(os.listdir(tmp_path / "out")) == ["Network.onnx"]
-    assert sorted(os.listdir(checkpoint.parent)) == ["iris.json", "iris.pth"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["Network.onnx", "iris.json", "iris.pth"]
 
 
 def test_skip_training_tests_an_existing_checkpoint_without_writing_it(trained, capsys):

@@ -79,16 +79,16 @@ def faults(rows=1000, seed=0):
 def test_imbalance_is_flagged_and_class_weights_find_the_rare_class(tmp_path, capsys):
     faults().to_csv(tmp_path / "faults.csv", index=False)
     code, out, err = run_main(capsys, "--data", tmp_path / "faults.csv", "--label", "state", "--no-onnx",
-                              "--metrics", tmp_path / "plain.json", "--output-dir", tmp_path / "plain")
+                              "--metrics", tmp_path / "plain" / "plain.json", "--output-dir", tmp_path / "plain")
     assert code == 0, err
     assert ("Note: class 'fault' has 50 rows, less than a fifth of 'ok' (950); the model may seldom predict it: "
             "--class-weight balanced makes it count more") in out
-    plain = json.loads((tmp_path / "plain.json").read_text())
+    plain = json.loads((tmp_path / "plain" / "plain.json").read_text())
     code, out, err = run_main(capsys, "--data", tmp_path / "faults.csv", "--label", "state", "--no-onnx",
-                              "--class-weight", "balanced", "--metrics", tmp_path / "weighted.json",
+                              "--class-weight", "balanced", "--metrics", tmp_path / "weighted" / "weighted.json",
                               "--output-dir", tmp_path / "weighted")
     assert code == 0, err
-    weighted = json.loads((tmp_path / "weighted.json").read_text())
+    weighted = json.loads((tmp_path / "weighted" / "weighted.json").read_text())
     assert weighted["per_class"]["fault"]["recall"] > plain["per_class"]["fault"]["recall"]
     assert weighted["balanced_accuracy"] > plain["balanced_accuracy"]
 
@@ -158,7 +158,7 @@ def test_cross_validation_lines_metrics_and_a_normal_model_at_the_end(tmp_path, 
     (["--folds", "1"], "argument --folds: 1 is not allowed; give a whole number from 2 to 1000"),
     (["--folds", "60"], "--folds 60 needs at least 60 rows of every class, but 'Iris-setosa' has 50"),
     (["--class-weight", "heavy"], "argument --class-weight: invalid choice: 'heavy'"),
-    (["--metrics", "NetModel.pth/metrics.json"], "is a file; give a folder for the outputs"),
+    (["--metrics", "NetModel.pth/metrics.json"], "outside the output folder"),
 ])
 def test_bad_quality_options_are_one_error_line(trained, capsys, options, message):
     options = [str(trained / option) if option.startswith("NetModel.pth/") else option for option in options]

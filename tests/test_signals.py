@@ -125,8 +125,9 @@ def test_sigterm_during_training_keeps_the_best_model_so_far_as_ctrl_c_does(trai
 
 
 def test_the_next_run_removes_the_temporaries_a_killed_run_left_and_only_those(trained, capsys):
-    left = [".NetModel.pth.abcd1234.tmp", ".Network.onnx.x_y_z_12.tmp", ".DataClassifier.commit.new"]
-    mine = [".notes.abcd1234.tmp", "draft.tmp"]
+    left = [".NetModel.pth.dc-tmp-abcd1234", ".Network.onnx.dc-tmp-x_y_z_12", "..DataClassifier.commit.dc-tmp-0a1b2c3d"]
+    # another program's temporaries, and the form this program's took before they carried the mark
+    mine = [".notes.abcd1234.tmp", "draft.tmp", ".sales.csv.20241201.tmp", ".NetModel.pth.abcd1234.tmp", "tmpx8k2_q1w"]
     for name in left + mine:
         (trained / name).write_text("left behind")
     code, _, err = run_main(capsys, "--epochs", 1, "--no-onnx", "--output-dir", trained)
@@ -135,7 +136,7 @@ def test_the_next_run_removes_the_temporaries_a_killed_run_left_and_only_those(t
 
 
 def test_a_journal_left_by_a_killed_run_is_finished_before_the_model_is_read(trained, capsys):
-    new = trained / ".NetModel.json.abcd1234.tmp"
+    new = trained / ".NetModel.json.dc-tmp-abcd1234"
     new.write_text((trained / "NetModel.json").read_text())
     (trained / JOURNAL_NAME).write_text(json.dumps([[new.name, "NetModel.json"]]))
     code, out, err = run_main(capsys, "--predict", 5.1, 3.5, 1.4, 0.2, "--output-dir", trained)
