@@ -10,8 +10,16 @@ from .errors import InputError
 
 
 def is_empty_cell(cell):
-    """Nothing in the cell: no value, NaN, or only spaces. A label cell is blank only when it is empty."""
-    return cell is None or (isinstance(cell, float) and math.isnan(cell)) or (isinstance(cell, str) and not cell.strip())
+    """Nothing in the cell: no value, NaN, only spaces, or one of Excel's error values (#DIV/0!, #N/A ...), which a
+    workbook reader gives as an empty cell and a CSV export as text. A label cell is blank only when it is empty."""
+    return cell is None or (isinstance(cell, float) and math.isnan(cell)) or (
+        isinstance(cell, str) and (not cell.strip() or cell.strip() in EXCEL_ERRORS))
+
+
+# The values Excel shows for a formula that failed: an empty cell wherever the sheet is read from
+EXCEL_ERRORS = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA",
+                          "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!",
+                          "#EXTERNAL!", "#PYTHON!"))
 
 
 def is_blank(cell):
@@ -25,27 +33,46 @@ def plain_text(value):
     Windows is one text); a number cell as a plain number ('2134' for 2134.0); TRUE/FALSE as Excel shows them."""
     if isinstance(value, (bool, np.bool_)):
         return "TRUE" if value else "FALSE"
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer() and abs(value) < 1e16:
         return str(int(value))
     if isinstance(value, (float, np.floating)):
         return repr(float(value))
     return unicodedata.normalize("NFC", str(value).strip())
 
 
+# A number as a program writes it in a text file where a workbook keeps a number: 2.0, -0.50, 5.8E-05, True
+WRITTEN_NUMBER = re.compile(r"[+-]?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
+def value_text(value):
+    """The text a category or class cell stands for, whatever the file type: plain_text, with a number written
+    in text as the number a workbook would hold ('0.0' from a CSV is the workbook's 0: '0'; '1.50' is '1.5') and
+    TRUE/True/true as one. Codes keep their form: '02134', '007', '1X' stay as written."""
+    text = plain_text(value)
+    if isinstance(value, str):
+        if text.upper() in ("TRUE", "FALSE"):
+            return text.upper()
+        if WRITTEN_NUMBER.fullmatch(text) and not text.lstrip("+-").isdigit():
+            return plain_text(float(text))
+    return text
+
+
 def category_text(value):
     """The text of a category cell ('' for a blank): '02134' stays '02134', 'None' and 'NA' are blanks."""
-    return "" if is_blank(value) else plain_text(value)
+    return "" if is_blank(value) else value_text(value)
 
 
 def class_text(value):
     """The text of a label cell ('' for an empty one): 'NA' (North America) or 'None' can be real classes."""
-    return "" if is_empty_cell(value) else plain_text(value)
+    return "" if is_empty_cell(value) else value_text(value)
 
 
 DOT_DECIMAL = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"          # 1,234.5  1234.5
 COMMA_DECIMAL = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?"        # 1.234,5  1234,5
-NUMBER_FORMATS = {decimal: re.compile(rf"^(?:{pattern})(?:[eE][+-]?\d+)?\s*%?$") if decimal == "." else
-                  re.compile(rf"^(?:{pattern})\s*%?$") for decimal, pattern in ((".", DOT_DECIMAL), (",", COMMA_DECIMAL))}
+NUMBER_FORMATS = {decimal: re.compile(rf"^(?:{pattern})(?:[eE][+-]?\d+)?\s*%?$")  # 5.8E-05, and Excel's 5,8E-05
+                  for decimal, pattern in ((".", DOT_DECIMAL), (",", COMMA_DECIMAL))}
 GROUPING = re.compile(r"(?<=\d)[\s\u00a0\u202f'](?=\d{3}(?:\D|$))")  # 1 234,5  1 234.5  1'234.5
 
 
@@ -66,6 +93,9 @@ def number_in_text(text, decimal):
     return -number if negative else number
 
 
+EXPONENT = re.compile(r"(?<=\d)[eE][+-]?\d+$")
+
+
 def detect_decimal(rows, default="."):
     """The decimal mark the sample's numbers show: ',' for 5,1  0,125  1.234,5; '.' for 5.1  1,234.5.
 
@@ -75,6 +105,7 @@ def detect_decimal(rows, default="."):
     for row in rows:
         for cell in row:
             text = GROUPING.sub("", str(cell).strip().rstrip("%").strip())
+            text = EXPONENT.sub("", text)
             if re.fullmatch(r"[+-]?\d+,\d{1,2}|[+-]?\d+,\d{4,}|[+-]?0,\d+|[+-]?\d{1,3}(?:\.\d{3})+,\d+", text):
                 commas += 1
             elif re.fullmatch(r"[+-]?\d+\.\d{1,2}|[+-]?\d+\.\d{4,}|[+-]?0\.\d+|[+-]?\d{1,3}(?:,\d{3})+\.\d+", text):
@@ -129,6 +160,10 @@ def cells_as_numbers(table, text_columns, decimal):
             table[column] = parsed
         elif (~np.isnan(parsed[filled])).all():
             table[column] = parsed
+        elif is_codes(distinct[~missing & np.isnan(numbers)], numbers[~missing & ~np.isnan(numbers)]):
+            table[column] = values.where(~np.append(missing, False)[codes], None)  # codes keep their form: '00'
+            if categorical:
+                table[column] = table[column].cat.remove_unused_categories()
         elif (~np.isnan(parsed[filled])).mean() >= 0.5:  # mostly numbers: keep the odd text to report it
             table[column] = pd.Series(np.where(np.isnan(parsed), np.append(distinct, None)[codes], parsed),
                                       index=table.index, dtype=object).where(filled, None)
@@ -137,6 +172,36 @@ def cells_as_numbers(table, text_columns, decimal):
             if categorical:
                 table[column] = table[column].cat.remove_unused_categories()
     return table
+
+
+UNIT_SYMBOL = r"(?:[A-Za-zµμΩ°%‰$€£¥²³]|\d(?=$|[/·*^.\s]))"
+UNIT = re.compile(rf"[\(\[][^\)\]]+[\)\]]|{UNIT_SYMBOL}+(?:\s?[/·*^.\-]\s?{UNIT_SYMBOL}+)*")  # cm, m/s, (USD), °C, m²
+NO_VALUE_WORDS = {"na", "n.a", "nil", "none", "null", "tr", "trace", "missing", "unknown", "x", "t", "nd", "n.d"}
+
+
+def is_unit_text(cell):
+    """Whether a text cell can only be a unit over a column of numbers ('cm', 'kg', 'm/s', '°C', '(USD)'): not a
+    word that stands for no value ('T' for a trace, '-', '?', 'n.a.'), and more than one letter or bracketed."""
+    if not isinstance(cell, str):
+        return False
+    text = cell.strip()
+    if is_blank(text) or text.lower().rstrip(".") in NO_VALUE_WORDS or not UNIT.fullmatch(text) \
+            or not re.search(r"[^\d\W]|[%°‰$€£¥]", text) or any(number_in_text(text, mark) is not None for mark in ".,"):
+        return False
+    return len(text) >= 2 or text in ("%", "°", "‰")
+
+
+CODE = r"[A-Za-z]*\d+[A-Za-z]*\+?"  # letters and digits: M10, 136A, 1OT, 3+
+
+
+def is_codes(texts, numbers):
+    """Whether a column whose cells are these texts (that are no numbers) and numbers holds codes: whole
+    numbers beside texts with a digit that are codes (00 02 04 1X 2X; 0 1 2 3+; quarters 1..4 and 1OT). Such a
+    column keeps its cells as written ('00' stays '00'), as the same sheet's text cells would in a workbook."""
+    numbers = np.asarray(numbers, dtype=np.float64)
+    if not len(texts) or not np.isfinite(numbers).all() or (numbers % 1 != 0).any():
+        return False
+    return all(isinstance(text, str) and re.fullmatch(CODE, text.strip()) for text in texts)
 
 
 CURRENCY = re.compile(r"^\(?\s*[$€£¥₹]\s*|\s*[$€£¥₹]\s*\)?$|^\(?\s*(?:USD|EUR|GBP|CHF)\s+|\s+(?:USD|EUR|GBP|CHF)\s*\)?$")
@@ -157,11 +222,16 @@ def cell_number(value, decimal):
 
 
 def number_words(values):
-    """A number column's cells as numbers (NaN for a blank or text), which cells are words (text
-    without a digit: read as blank) and which are malformed numbers (text with a digit)."""
+    """A number column's cells, after cells_as_numbers read their texts by the table's decimal mark, as numbers
+    (NaN for a blank or text), which cells are words (text without a digit: read as blank) and which are
+    malformed numbers (text with a digit). A text left is never read as a number by another rule."""
     if pd.api.types.is_numeric_dtype(values):
         return values, *(pd.Series(False, index=values.index),) * 2
-    numbers = pd.to_numeric(values, errors="coerce")
+    codes, distinct = pd.factorize(values)
+    distinct = np.asarray(distinct, dtype=object)
+    numbers = np.array([np.nan if isinstance(value, str) else cell_number(value, ".") for value in distinct]
+                       + [np.nan], dtype=np.float64)[codes]
+    numbers = pd.Series(numbers, index=values.index)
     text = numbers.isna() & ~blank_cells(values)
     digits = pd.Series(False, index=values.index)
     if text.any():

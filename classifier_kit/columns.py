@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, column_list, spreadsheet_rows
-from .cells import blank_cells, category_text, float32_values, number_words
+from .cells import CODE, blank_cells, category_text, cell_number, float32_values, number_words
 from .tables import check_columns
 
 
@@ -30,9 +30,15 @@ def column_roles(table, label, path, features=None, categorical=()):
     if label in (features or []) or label in categorical:
         raise InputError(f"{path}: column '{label}' is the label and cannot also be a feature")
     left_out = list(table.attrs.get("empty columns", []))
+    empty = {column for column, _ in left_out}
+    decimal = table.attrs.get("layout", {}).get("decimal") or "."
     numbers, texts = [], []
     for position, column in enumerate(table.columns):
         if column == label or (features and column not in features):
+            continue
+        if column in empty:
+            if features or column in categorical:
+                raise InputError(f"{path}: column '{column}' is empty; leave it out of --features and --categorical")
             continue
         values = table[column]
         if not features and re.fullmatch(rf"{re.escape(label)}\.\d+", str(column)):
@@ -40,9 +46,9 @@ def column_roles(table, label, path, features=None, categorical=()):
                                      "away"))
             continue
         if features or column in categorical:
-            kind = asked_role(values, column, path, column in categorical)
+            kind = asked_role(values, column, path, column in categorical, decimal)
         else:
-            kind, reason = default_role(values, first=position == 0)
+            kind, reason = default_role(values, first=position == 0, decimal=decimal)
             if reason:
                 left_out.append((column, reason))
                 continue
@@ -51,12 +57,14 @@ def column_roles(table, label, path, features=None, categorical=()):
         numbers = [column for column in features if column in numbers]
         texts = [column for column in features if column in texts]
     if not numbers and not texts:
-        raise InputError(f"{path}: no feature columns besides the label '{label}' (the columns there are: "
-                         f"{column_list(table.columns)}); name them with --features")
+        why = "; ".join(f"'{column}': {reason}" for column, reason in left_out)
+        raise InputError(f"{path}: no feature columns besides the label '{label}'"
+                         + (f"; the others are left out: {why}" if why else "") + "; name the columns to use with "
+                         "--features")
     return numbers, texts, left_out
 
 
-def default_role(values, first=False):
+def default_role(values, first=False, decimal="."):
     """('number' or 'category', None) for a feature, or (None, why it is left out)."""
     reason = identifier_reason(values, first=first)
     if reason:
@@ -67,7 +75,7 @@ def default_role(values, first=False):
         return ("category", None) if values.nunique() > 1 else (None, "the same value in every row")
     if pd.api.types.is_numeric_dtype(values):
         return "number", None
-    share, codes, count = text_numbers(values)
+    share, codes, count = text_numbers(values, decimal)
     if share >= 0.5 and not codes:
         return "number", None
     if share >= 0.5 and count > MOST_NUMBER_CODES:
@@ -84,12 +92,12 @@ def default_role(values, first=False):
     return "category", None
 
 
-def asked_role(values, column, path, as_category):
+def asked_role(values, column, path, as_category, decimal="."):
     """The role of a column that --features or --categorical names: an error when it cannot serve."""
     if is_dates(values) and not as_category:
         raise InputError(f"{path}: column '{column}' holds dates, which DataClassifier cannot use as a feature; "
                          "leave it out of --features")
-    if not as_category and is_numeric_column(values):
+    if not as_category and is_numeric_column(values, decimal):
         return "number"
     count = len(text_codes(values)[1])
     if count > MOST_CATEGORIES_ASKED:
@@ -146,6 +154,9 @@ def identifier_reason(column, first=False):
     name = str(column.name).strip()
     words = set(re.findall(r"[a-z]+|#", re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower()))
     filled = column.dropna()
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column) and \
+            (np.nan_to_num(filled.to_numpy(dtype=np.float64), posinf=0, neginf=0) % 1 != 0).any():
+        return None  # decimals measure something, whatever the column is called ('Body mass index')
     if first and name.lower() in ROW_NUMBER_NAMES:
         return "it numbers the rows"
     if len(filled) < 2 or pd.api.types.is_bool_dtype(column):
@@ -168,8 +179,8 @@ def check_label_is_classes(table, label, path):
     values = table[label].dropna()
     counts = values.value_counts()
     counts = counts[counts > 0]
-    numbers = pd.to_numeric(pd.Series(counts.index.astype(str) if isinstance(values.dtype, pd.CategoricalDtype)
-                                      else counts.index), errors="coerce")
+    decimal = table.attrs.get("layout", {}).get("decimal") or "."
+    numbers = pd.Series([cell_number(value, decimal) for value in counts.index], dtype=np.float64)
     fractional = bool(numbers.notna().all() and (numbers != numbers.round()).any())
     single = int((counts == 1).sum())
     if len(counts) > 10 and (fractional or 2 * single > len(counts)):
@@ -179,18 +190,19 @@ def check_label_is_classes(table, label, path):
                          "rows of each class. Choose the column of classes with --label")
 
 
-def is_numeric_column(column):
+def is_numeric_column(column, decimal="."):
     """Numbers, or mostly numbers with a few text cells (which numeric_matrix reads as blanks or refuses),
     but not whole numbers beside codes (see number_codes)."""
     if pd.api.types.is_numeric_dtype(column):
         return True
-    share, codes, _ = text_numbers(column)
+    share, codes, _ = text_numbers(column, decimal)
     return share >= 0.5 and not codes
 
 
-def text_numbers(column):
-    """For a column that is not typed as numbers: the share of its filled cells that read as numbers,
-    its codes (see number_codes) and how many different values it has."""
+def text_numbers(column, decimal="."):
+    """For a column that is not typed as numbers: the share of its filled cells that read as numbers (by the
+    cell rule, with the table's decimal mark), its codes (see number_codes) and how many different values it
+    has."""
     if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
         return 0.0, [], 0
     codes, distinct = pd.factorize(column)  # each distinct value looked at once
@@ -198,7 +210,7 @@ def text_numbers(column):
     if not known.any():
         return 0.0, [], 0
     distinct = pd.Series(np.asarray(distinct, dtype=object))
-    numbers = pd.to_numeric(distinct, errors="coerce")
+    numbers = pd.Series([cell_number(value, decimal) for value in distinct], dtype=np.float64)
     return float(numbers.notna().to_numpy()[codes[known]].mean()), number_codes(distinct, numbers), len(distinct)
 
 
@@ -221,7 +233,6 @@ def number_codes(distinct, numbers):
     return list(digits)
 
 
-CODE = r"[A-Za-z]*\d+[A-Za-z]*\+?"  # letters and digits: M10, 136A, 1OT, 3+
 
 
 def rows_to_use(table, numbers, texts, label, drop_missing):
@@ -282,7 +293,7 @@ def numeric_matrix(table, features, path, typed=None):
 def sorted_classes(names):
     """Class names in index order: sorted as numbers when they all are numbers, else as text."""
     names = sorted(set(names))
-    numbers = pd.to_numeric(pd.Series(names, dtype=object), errors="coerce")
+    numbers = pd.Series([cell_number(name, ".") for name in names], dtype=np.float64)
     if numbers.notna().all():
         return [name for _, name in sorted(zip(numbers, names))]
     return names

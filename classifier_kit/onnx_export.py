@@ -16,6 +16,7 @@ OPSETS = range(7, 18)  # 7: Windows 10 1809's in-box Windows ML; 17: the newest 
 DEFAULT_OPSET = 11
 CHECK_ROWS = 1000      # the exported file is checked against PyTorch on at most this many test rows
 TOLERANCE = 1e-4
+NO_VALUE_KEPT = "\0"  # the one-hot value of a categorical feature whose values are all rare: no cell is this
 
 
 def complete_and_check(path, model, features, classes, check_inputs, preprocessing=None):
@@ -94,7 +95,7 @@ def onnx_preprocessing(exported, preprocessing):
     for position, values in enumerate(preprocessing.categories):
         # a missing marker ('NA', 'None', ...) is a blank, as in training: its column is the blank's ('')
         markers = [marker for marker in MISSING_MARKERS if marker not in values] if "" in values else []
-        cats = values + markers
+        cats = values + markers or [NO_VALUE_KEPT]  # every value rare: one column that no cell sets
         constants += [numpy_helper.from_array(np.array([position], np.int64), f"category_column_{position}"),
                       numpy_helper.from_array(np.array([-1, len(cats)], np.int64), f"one_hot_shape_{position}")]
         nodes += [helper.make_node("Gather", ["categories", f"category_column_{position}"], [f"category_{position}"],
@@ -111,13 +112,16 @@ def onnx_preprocessing(exported, preprocessing):
             nodes.append(helper.make_node("MatMul", [f"one_hot_marked_{position}", f"blank_markers_{position}"],
                                           [f"one_hot_known_{position}"]))
         if preprocessing.other[position]:  # a rare or unseen value sets none of the known columns: 'other' is 1
-            constants += [numpy_helper.from_array(np.ones((len(values), 1), np.float32), f"ones_{position}"),
+            constants += [numpy_helper.from_array(np.ones((len(cats) if not values else len(values), 1), np.float32),
+                                                  f"ones_{position}"),
                           numpy_helper.from_array(np.ones(1, np.float32), f"one_{position}")]
             nodes += [helper.make_node("MatMul", [f"one_hot_known_{position}", f"ones_{position}"],
                                        [f"known_count_{position}"]),
                       helper.make_node("Sub", [f"one_{position}", f"known_count_{position}"], [f"other_{position}"]),
                       helper.make_node("Concat", [f"one_hot_known_{position}", f"other_{position}"],
                                        [f"one_hot_known_and_other_{position}"], axis=1)]
+            if not values:  # 'other' is the only column
+                nodes.pop()
         parts.append(nodes[-1].output[0])
     if len(parts) == 1:  # the filled numbers alone
         nodes[-1].output[:] = ["encoded"]

@@ -117,7 +117,9 @@ def predict_file(model, record, path, sheet, destination, staged=None, layout=No
         write_json(report, metrics)
     if renamed:
         print(f"The input has columns named like the model's outputs, so they are written {', '.join(renamed)}")
-    if report is not None:
+    if report is not None and report["rows"] == 0:
+        print(f"Accuracy against the '{label}' column: no rows to count")
+    elif report is not None:
         print(f"Accuracy against the '{label}' column: {100 * report['accuracy']:.1f} % of {report['rows']} rows")
         if report["rows_left_out"]:
             unknown = report["rows_left_out"]

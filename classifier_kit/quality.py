@@ -26,9 +26,10 @@ def class_report(predicted, actual, classes):
     recall = np.divide(right, support, out=np.zeros(count), where=support > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(count), where=precision + recall > 0)
     present, seen = support > 0, (support > 0) | (predictions > 0)
-    return {"accuracy": float(right.sum() / max(1, matrix.sum())),
-            "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
-            "macro_f1": float(f1[seen].mean()) if seen.any() else 0.0,
+    rows = int(matrix.sum())  # none: no figure (null in --metrics), not 0
+    return {"accuracy": float(right.sum() / rows) if rows else None,
+            "balanced_accuracy": float(recall[present].mean()) if present.any() else None,
+            "macro_f1": float(f1[seen].mean()) if seen.any() else None,
             "classes": list(classes),
             "per_class": {name: {"precision": float(precision[number]), "recall": float(recall[number]),
                                  "f1": float(f1[number]), "support": int(support[number])}

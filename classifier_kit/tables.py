@@ -9,9 +9,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, column_list, first_line
+from .errors import InputError, column_list, first_line, spreadsheet_rows
 from .cells import (blank_cells, cell_number, cells_as_numbers, detect_decimal, is_blank, is_empty_cell,
-                    number_in_text, plain_text)
+                    is_unit_text, number_in_text, plain_text)
 
 
 TABLE_TYPES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
@@ -80,14 +80,18 @@ def read_table(path, sheet=None, text_columns=(), cells_as_read=False, layout=No
         if layout.separator is not None:
             raise InputError(f"{path}: --separator applies to text files (.csv, .txt, .tsv); a workbook has cells")
         table, notes, found = read_workbook(path, sheet, cells_as_read, layout, wanted)
-    table.columns = [nfc(name) for name in table.columns]
-    table, empty = without_empty_rows_and_columns(table)
+    table.columns = column_names(list(table.columns))  # trimmed, NFC, whatever the file type
+    table, empty, empty_rows = without_empty_rows_and_columns(table)
+    if len(empty_rows):
+        notes.append(f"Left out {len(empty_rows)} empty row{'' if len(empty_rows) == 1 else 's'} "
+                     f"(row {spreadsheet_rows(empty_rows)})")
     if found["decimal"] is None:  # a workbook: one mark for all its text numbers, as its text cells show it
         found["decimal"] = detect_decimal([[cell for cell in row if isinstance(cell, str)]
                                            for row in table.head(DECIMAL_SAMPLE).itertuples(index=False)],
                                           layout.usual_decimal or ".")
     if is_units_row(table, text_columns, found["decimal"]):
-        notes.append(f"Left out row {table.index[0] + 2}: it holds text (units?) above the numbers")
+        notes.append(f"Left out row {table.index[0] + 2}: it holds units ({', '.join(units_of(table.iloc[0]))}) "
+                     "above the numbers, not data")
         table = table.iloc[1:]
     why = "empty"
     if empty and found["sheet"] and formulas_without_values(path, found["sheet"]):
@@ -112,26 +116,31 @@ def read_delimited(path, text_columns, cells_as_read, layout):
     """A delimited text file: (table, what was detected, the layout it was read with)."""
     with open(path, "rb") as file:
         start = file.read(SAMPLE_BYTES)
-    if b"\0" in start and not start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        whole = len(start) < SAMPLE_BYTES
+    encoding = text_encoding(start)
+    if b"\0" in start and not encoding.startswith("utf-16"):
         raise InputError(f"{path} is not a text table: it holds binary data (a workbook renamed? give its real "
                          "extension)")
-    if len(start) == SAMPLE_BYTES:  # the sample may end inside a line, or inside a character
+    if not whole:  # the sample may end inside a line, or inside a character
         start = start[:start.rfind(b"\n") + 1] or start
-    encoding = text_encoding(start)
-    lines = start.decode(encoding, errors="ignore" if encoding == "utf-16" else ENCODING_FALLBACK)
-    lines = lines.splitlines()[:SAMPLE_ROWS]
+    lines = start.decode(encoding, errors="ignore" if encoding.startswith("utf-16") else ENCODING_FALLBACK)
+    lines = lines.splitlines()
+    if not whole and (layout.header_row and layout.header_row + SAMPLE_ROWS > len(lines)
+                      or sum(map(has_separator, lines)) < SAMPLE_ROWS):  # past title lines, however many
+        lines = first_lines(path, encoding, (layout.header_row or 0) + SAMPLE_ROWS)
     hint = re.fullmatch(r"sep=(.)", lines[0].strip()) if lines else None  # Excel's "sep=;" first line
-    separator = layout.separator or (hint.group(1) if hint else sniff_separator(lines))
+    separator = layout.separator or (hint.group(1) if hint else sniff_separator(lines[:SAMPLE_ROWS * 4]))
     grid = [row for row in csv_rows(lines, separator)]
     if hint:
         grid[0] = []  # a row above the header, left out as a title row is
     header = layout.header_row or find_header(grid)
     if header > len(grid) and layout.header_row:
         raise InputError(f"{path}: --header-row {header} is beyond the {len(grid)} rows there")
+    grid = grid[:header + SAMPLE_ROWS]
     # numbers that show no decimal mark either way (1.234): Europe's ';' files write decimal commas
     decimal = layout.decimal or detect_decimal(grid[header:], layout.usual_decimal or ("," if separator == ";" else "."))
     FALLBACK.clear()
-    named = {nfc(name): name for name in (grid[header - 1] if len(grid) >= header else [])}
+    named = {plain_text(name): name for name in (grid[header - 1] if len(grid) >= header else [])}
     text_columns = [named.get(column, column) for column in text_columns] + text_in_sample(grid, header, decimal)
     table = parse_delimited(path, encoding, separator, decimal, header, text_columns, cells_as_read)
     if table.shape[1] == 1 and layout.separator:
@@ -141,7 +150,8 @@ def read_delimited(path, text_columns, cells_as_read, layout):
     if separator != "," or decimal != "." or encoding != "utf-8-sig":
         notes.append(f"Read {os.path.basename(path)} as {separator_name(separator)}-separated text"
                      + (" with decimal commas" if decimal == "," else "")
-                     + {"cp1252": " (Windows-1252)", "utf-16": " (UTF-16)"}.get(encoding, ""))
+                     + {"cp1252": " (Windows-1252)", "utf-16": " (UTF-16)", "utf-16-le": " (UTF-16 without its mark)",
+                        "utf-16-be": " (UTF-16, big-endian, without its mark)"}.get(encoding, ""))
     if FALLBACK:
         notes.append(f"Read {len(FALLBACK)} character{'' if len(FALLBACK) == 1 else 's'} of "
                      f"{os.path.basename(path)} that {'is' if len(FALLBACK) == 1 else 'are'} not UTF-8 as "
@@ -168,12 +178,37 @@ def windows_1252_fallback(error):
 codecs.register_error(ENCODING_FALLBACK, windows_1252_fallback)
 
 
+def has_separator(line):
+    return any(separator in line for separator in SEPARATORS)
+
+
+def first_lines(path, encoding, count):
+    """The first lines of a text file, read past the sample: at least `count`, and up to SAMPLE_ROWS lines that
+    may be rows of the table (with a separator), or all of them."""
+    lines, rows = [], 0
+    with open(path, encoding=encoding, newline="", errors="ignore" if encoding.startswith("utf-16")
+              else ENCODING_FALLBACK) as file:
+        for line in file:
+            lines.append(line.rstrip("\r\n"))
+            rows += has_separator(line)
+            if len(lines) >= count and rows >= SAMPLE_ROWS:
+                break
+    return lines
+
+
 def text_encoding(start):
-    """The encoding of a text file from its first bytes: UTF-16 by its mark (Excel's "Unicode Text"), UTF-8
-    when any of its characters beyond ASCII are UTF-8 (a few stray bytes are then read as Windows-1252),
-    else Windows-1252."""
+    """The encoding of a text file from its first bytes: UTF-16 by its mark (Excel's "Unicode Text"), or without
+    it by the zero bytes of its Latin characters; UTF-8 when any of its characters beyond ASCII are UTF-8 (a few
+    stray bytes are then read as Windows-1252), else Windows-1252."""
     if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
+    pairs = len(start) // 2
+    if pairs and start.count(b"\0") >= pairs // 2:  # text of two bytes a character, one of them zero
+        even, odd = start[0:2 * pairs:2].count(0), start[1:2 * pairs:2].count(0)
+        if odd >= 0.6 * pairs and even < 0.1 * pairs:
+            return "utf-16-le"
+        if even >= 0.6 * pairs and odd < 0.1 * pairs:
+            return "utf-16-be"
     try:
         start.decode("utf-8")
         return "utf-8-sig"
@@ -203,7 +238,7 @@ def parse_delimited(path, encoding, separator, decimal, header, text_columns, ce
             warnings.simplefilter("error", pd.errors.ParserWarning)
             table = pd.read_csv(path, encoding=encoding, sep=separator, decimal=decimal, skiprows=header - 1,
                                 index_col=False, keep_default_na=False, na_values=[""], skip_blank_lines=False,
-                                encoding_errors="strict" if encoding == "utf-16" else ENCODING_FALLBACK,
+                                encoding_errors="strict" if encoding.startswith("utf-16") else ENCODING_FALLBACK,
                                 dtype=str if cells_as_read else {column: str for column in text_columns})
     except pd.errors.EmptyDataError:
         raise InputError(f"{path} holds no table (no header row)") from None
@@ -252,9 +287,16 @@ def sniff_separator(lines):
 def find_header(rows):
     """The 1-based row of the header: the first row as wide as the table whose cells are mostly names.
 
-    Title, subtitle and blank rows above it hold one or two cells, or none.
+    Title, subtitle and blank rows above it hold one or two cells, or none, however many there are; the
+    table's width is taken from the rows after them.
     """
-    filled = [[cell for cell in row if not is_empty_cell(cell)] for row in rows]
+    filled, first = [], None
+    for row in rows:
+        filled.append([cell for cell in row if not is_empty_cell(cell)])
+        if first is None and len(filled[-1]) >= 2:
+            first = len(filled) - 1  # past any titles
+        if first is not None and len(filled) >= first + SAMPLE_ROWS:
+            break
     widest = max((len(cells) for cells in filled), default=0)
     for number, cells in enumerate(filled, start=1):
         names = [cell for cell in cells if isinstance(cell, str) and number_in_text(cell, ".") is None
@@ -278,37 +320,49 @@ def first_long_row(path, encoding, separator, header):
 
 
 def is_units_row(table, text_columns, decimal):
-    """Whether the first row under the header holds only text (units such as 'cm', 'kg') over columns
-    whose other cells are numbers: a second header row, not data."""
+    """Whether the first row under the header is a second header row of units ('cm', 'kg', '(USD)'), which
+    could not be data: over every column whose other cells are numbers, a unit (cells.is_unit_text) that is
+    found nowhere below it. A row of words that mean "no value" ('T', '-', '?', 'n.a.') is data."""
     if len(table) < 3:
         return False
     first, below = table.iloc[0], table.iloc[1:SAMPLE_ROWS + 1]
-    over_numbers = 0
+    units = 0
     for column in table.columns:
         cell = first[column]
-        if column in text_columns or is_blank(cell):
+        if column in text_columns or is_empty_cell(cell):
             continue
-        if not isinstance(cell, str) or not np.isnan(cell_number(cell, decimal or ".")):
-            return False  # a number: a row of data
         rest = [value for value in below[column] if not is_blank(value)]
-        numbers = [not np.isnan(cell_number(value, decimal or ".")) for value in rest]
-        over_numbers += bool(numbers) and np.mean(numbers) >= 0.9
-    return over_numbers >= 1
+        if not rest or np.mean([not np.isnan(cell_number(value, decimal or ".")) for value in rest]) < 0.9:
+            continue  # over text, any text can be data
+        if not is_unit_text(cell) or any(isinstance(value, str) and value.strip() == cell.strip() for value in rest):
+            return False
+        units += 1
+    return units >= 1
+
+
+def units_of(row):
+    return [f"'{cell.strip()}'" for cell in row if isinstance(cell, str) and is_unit_text(cell)][:5]
 
 
 def without_empty_rows_and_columns(table):
-    """The table less its entirely empty rows and columns; and the names of empty columns that had one."""
+    """The table less its entirely empty rows (nothing in any cell: a missing marker or a word is something)
+    and its empty columns that have no name; the names of named columns that hold no value (kept in the table:
+    their header is there, the run leaves them out as features); and the index of the rows left out."""
     blank = pd.DataFrame({position: blank_cells(table.iloc[:, position]) for position in range(table.shape[1])},
                          index=table.index)
+    empty = pd.DataFrame({position: blank_cells(table.iloc[:, position], markers=False)
+                          for position in range(table.shape[1])}, index=table.index)
     empty_columns = blank.all(axis=0).to_numpy() if len(table) else np.zeros(table.shape[1], dtype=bool)
-    named = [column for column, empty in zip(table.columns, empty_columns)
-             if empty and not str(column).startswith("Unnamed:")]
-    empty_rows = blank.all(axis=1).to_numpy()
-    if empty_columns.any():
-        table = table.loc[:, ~empty_columns]
+    unnamed = np.array([str(column).startswith("Unnamed:") for column in table.columns], dtype=bool)
+    named = [column for column, blank_column, no_name in zip(table.columns, empty_columns, unnamed)
+             if blank_column and not no_name]
+    empty_rows = empty.all(axis=1).to_numpy() if table.shape[1] else np.zeros(len(table), dtype=bool)
+    left_out = table.index[empty_rows]
+    if (empty_columns & unnamed).any():
+        table = table.loc[:, ~(empty_columns & unnamed)]
     if empty_rows.any():
         table = table[~empty_rows]
-    return table, named
+    return table, named, left_out
 
 
 def read_workbook(path, sheet, cells_as_read, layout, wanted):
@@ -368,7 +422,7 @@ def sheet_table(book, path, name, layout, cells_as_read):
         raise InputError(f"{path}: sheet '{name}' cannot be read: {first_line(error)}") from None
     if layout.header_row and layout.header_row > max(1, len(cells)):
         raise InputError(f"{path}: --header-row {layout.header_row} is beyond the {len(cells)} rows of sheet '{name}'")
-    header = layout.header_row or find_header(cells.head(SAMPLE_ROWS).to_numpy().tolist())
+    header = layout.header_row or find_header(cells.itertuples(index=False))
     if len(cells) == 0:
         return pd.DataFrame(), header
     table = cells.iloc[header:]

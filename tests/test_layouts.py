@@ -113,7 +113,8 @@ def test_title_rows_blank_rows_and_an_empty_column_are_left_out(tmp_path, capsys
 def test_header_row_by_hand_and_row_numbers_as_the_spreadsheet_shows_them(tmp_path, capsys, iris):
     titled_workbook(tmp_path / "titled.xlsx", iris)
     table = read_table(str(tmp_path / "titled.xlsx"), layout=Layout(header_row=4), quiet=True)
-    assert list(table.columns) == list(iris.columns) and len(table) == 150
+    assert list(table.columns) == list(iris.columns) + ["comments"] and len(table) == 150  # an empty column is there
+    assert table.attrs["empty columns"] == [("comments", "empty")]
     assert table.index[0] + 2 == 5 and table.index[-1] + 2 == 155  # row 75 was the blank one
     broken = iris.astype(object)
     broken.loc[100, "sepal width in cm"] = "3.0 cm"
@@ -285,7 +286,7 @@ def test_a_row_of_units_under_the_header_is_left_out(tmp_path, capsys, iris, nam
     table.to_csv(path, index=False) if name.endswith(".csv") else table.to_excel(path, index=False)
     code, out, err, _ = trained(capsys, path)
     assert code == 0, err
-    assert "Left out row 2: it holds text (units?) above the numbers" in out.splitlines()
+    assert "Left out row 2: it holds units ('cm', 'cm', 'cm', 'cm') above the numbers, not data" in out.splitlines()
     assert features_line(out) == "Input features (4): " + ", ".join(IRIS_FEATURES)
     assert "test set of 45 inputs" in out
 

@@ -12,7 +12,7 @@ import torch
 
 from conftest import dc, run_main
 import classifier_kit.prediction
-from classifier_kit.cells import MISSING_MARKERS
+from classifier_kit.cells import MISSING_MARKERS, class_text
 from classifier_kit.record import ModelRecord
 
 ROWS = 80
@@ -196,7 +196,7 @@ def test_every_path_gives_each_row_the_same_answer(name, tmp_path, capsys, monke
     from_file = written[list(record.classes)].astype(float).to_numpy()
     np.testing.assert_allclose(from_file[test_rows], trained, atol=1e-5)
     assert list(written["Predicted"]) == [record.classes[number] for number in from_file.argmax(axis=1)]
-    right = float((written["Predicted"] == written[label]).mean())  # labels as the file shows them
+    right = float((written["Predicted"] == written[label].map(class_text)).mean())  # by the label cell rule
     metrics = json.loads((tmp_path / "metrics.json").read_text("utf-8"))
     assert metrics["accuracy"] == pytest.approx(right) and metrics["rows"] == len(cells)
     assert f"Accuracy against the '{label}' column: {100 * metrics['accuracy']:.1f} % of {len(cells)} rows" in out
