@@ -123,7 +123,8 @@ def build_parser(defaults):
     output = parser.add_argument_group("output")
     output.add_argument("--output-dir", default=".", metavar="DIR",
                         help="where NetModel.pth, Network.onnx, predictions.csv and pictures go")
-    output.add_argument("--checkpoint", metavar="PATH", help="the model file to write or read (default: DIR/NetModel.pth)")
+    output.add_argument("--checkpoint", metavar="PATH", help="the model file to write or read (default: DIR/NetModel.pth); a training run writes all its "
+                        "outputs into one folder, so alone it chooses DIR")
     output.add_argument("--no-onnx", action="store_true", help="do not convert the model to Network.onnx")
     output.add_argument("--opset", type=opset, default=DEFAULT_OPSET, metavar="N",
                         help=f"ONNX opset of Network.onnx, {OPSETS[0]} to {OPSETS[-1]} (docs/model-files.md says "

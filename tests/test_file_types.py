@@ -359,3 +359,41 @@ def test_generated_sheets_train_and_predict_alike_and_touch_nothing_outside_the_
     for kind, chances in answers.items():
         np.testing.assert_allclose(chances, answers["xlsx"], atol=1e-6, err_msg=kind)
     assert {path.name: path.read_bytes() for path in folder.iterdir() if path.name != "out"} == before
+
+
+def test_no_feature_columns_names_each_column_left_out_and_why(tmp_path, capsys):
+    rows = [[float(row + 3), float(row + 10), "yes" if row % 2 else "no"] for row in range(12)]
+    write_text(tmp_path / "log.csv", ["hours", "done", "passed"], rows, ",", program_text, "utf-8")
+    code, _, err = run_main(capsys, "--data", tmp_path / "log.csv", "--label", "passed", "--output-dir", tmp_path)
+    assert code == 2
+    assert err.strip() == (f"error: {tmp_path / 'log.csv'}: no feature columns besides the label 'passed'; the others "
+                           "are left out: 'hours': its whole numbers run from 3 to 14, one per row, so it numbers the "
+                           "rows (--features keeps it); 'done': its whole numbers run from 10 to 21, one per row, so "
+                           "it numbers the rows (--features keeps it); name the columns to use with --features")
+
+
+def test_one_number_rule_in_a_decimal_comma_table(tmp_path, capsys):
+    rows = [[f"{row % 5},{row % 3}5", "ab"[row % 2]] for row in range(20)]
+    rows[4][0] = "1.500"  # a thousands point: 1500
+    write_text(tmp_path / "comma.csv", ["weight", "kind"], rows, ";", str, "utf-8")
+    table = read_table(str(tmp_path / "comma.csv"), text_columns=["kind"], quiet=True)
+    assert table["weight"].iloc[4] == 1500 and table["weight"].iloc[1] == pytest.approx(1.15)
+    rows[4][0] = "1.5"  # a point that is no thousands point is no number in this table, wherever it is read
+    write_text(tmp_path / "comma.csv", ["weight", "kind"], rows, ";", str, "utf-8")
+    code, _, err = run_main(capsys, "--data", tmp_path / "comma.csv", "--label", "kind", "--output-dir", tmp_path)
+    assert code == 2
+    assert err.strip() == (f"error: {tmp_path / 'comma.csv'}: column 'weight', row 6 holds '1.5', which is not a "
+                           "number; features must be numbers")
+
+
+@pytest.mark.parametrize("opset", [7, 17])
+def test_a_categorical_column_whose_every_value_is_rare_exports(tmp_path, capsys, opset):
+    generator = np.random.default_rng(0)
+    rows = [[float(generator.normal()), f"C{row}", "ab"[row % 2]] for row in range(260)]
+    write_text(tmp_path / "rare.csv", ["x", "code", "kind"], rows, ",", program_text, "utf-8")
+    code, out, err = run_main(capsys, "--data", tmp_path / "rare.csv", "--label", "kind", "--categorical", "code",
+                              "--epochs", 2, "--opset", opset, "--output-dir", tmp_path / "out", "--device", "cpu")
+    assert code == 0, err
+    assert "same predicted classes" in out
+    record = ModelRecord.load(str(tmp_path / "out" / "NetModel.pth")).content()
+    assert record["categories"] == [[]] and record["rare_as_other"] == [True]
