@@ -347,13 +347,16 @@ def train_model(args, data, preprocessing, train_rows, validate_rows, device, fi
             save_trained(trained, args.checkpoint, files)
             files.commit([args.checkpoint, metadata_path(args.checkpoint)])
         raise
-    print("Finished Training\n")
+    print("Finished Training")
     if args.patience:
         kept = (f"then trained again on the {len(train_rows) + len(validate_rows):,} training and validation rows for "
                 f"{best_epoch} epochs, the model kept") if args.refit else "the model kept"
         print(f"Trained for {len(history)} epochs: " + (
             f"the validation loss last improved in epoch {best_epoch}; {kept}\n" if len(history) < args.epochs
             else f"the most there are; the validation loss was lowest in epoch {best_epoch}; {kept}\n"))
+    else:
+        print(f"Kept the model of epoch {best_epoch}, whose validation loss was the lowest "
+              f"({history[best_epoch - 1][1]:.4f})\n")
     return Trained(best["state"], best_epoch, history, preprocessing, data, args.seed, split)
 
 

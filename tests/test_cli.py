@@ -7,8 +7,8 @@ import torch
 from conftest import TUTORIAL_SAMPLE, dc, needs_tutorial_sample, run_cli, run_main
 from classifier_kit.record import IRIS_CLASSES
 
-EPOCH_LINE = re.compile(r"^Completed training batch (\d+) Training Loss is: \d+\.\d{4} "
-                        r"Validation Loss is: \d+\.\d{4} Accuracy is \d+ %$")
+EPOCH_LINE = re.compile(r"^Completed training batch (\d+) Training Loss is: (\d+\.\d{4}) "
+                        r"Validation Loss is: (\d+\.\d{4}) Accuracy is \d+ %$")
 
 
 def test_default_run_end_to_end_like_a_user(tmp_path):
@@ -29,8 +29,12 @@ def test_default_run_end_to_end_like_a_user(tmp_path):
     epochs = [EPOCH_LINE.match(line) for line in lines if line.startswith("Completed")]
     assert [int(match.group(1)) for match in epochs] == list(range(1, 11))
     finished = lines.index("Finished Training")
-    assert re.fullmatch(r"Accuracy of the model based on the test set of 45 inputs is: \d+ %", lines[finished + 2])
-    for offset, species in enumerate(IRIS_CLASSES, start=3):
+    kept = re.fullmatch(r"Kept the model of epoch (\d+), whose validation loss was the lowest \((\d\.\d{4})\)",
+                        lines[finished + 1])
+    losses = [float(match.group(3)) for match in epochs]
+    assert kept and losses[int(kept.group(1)) - 1] == float(kept.group(2)) == min(losses)
+    assert re.fullmatch(r"Accuracy of the model based on the test set of 45 inputs is: \d+ %", lines[finished + 3])
+    for offset, species in enumerate(IRIS_CLASSES, start=4):
         assert re.fullmatch(rf"Accuracy to predict {species} : +\d+ %", lines[finished + offset])
     assert sorted(os.listdir(tmp_path)) == ["NetModel.json", "NetModel.pth", "Network.onnx"]
     tutorial_network = dc.Network(4, 3)

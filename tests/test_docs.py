@@ -84,6 +84,11 @@ def test_the_worked_example_prints_what_the_readme_quotes(tmp_path, capsys):
     code, out, err = run_main(capsys, "--output-dir", tmp_path, "--predict", "", 3, 12, "basic", "North")
     assert code == 0, err
     assert out.splitlines() == block[1:4]
+    command = block[4].split()
+    assert command[:2] == ["python", "DataClassifier.py"] and command[-2] == "--predict-file"
+    code, out, err = run_main(capsys, "--output-dir", tmp_path, "--predict-file", os.path.join(ROOT, command[-1]))
+    assert code == 0, err
+    assert out.splitlines()[-1] == f"Wrote 10 predictions to {tmp_path / 'predictions.csv'}"
 
 
 def test_the_tutorials_lines_in_the_readme_are_what_the_default_run_prints(tmp_path, capsys):

@@ -45,9 +45,11 @@ def test_every_listed_file_exists_and_the_essentials_are_listed():
     files = listed_files()
     for name in files:
         assert os.path.isfile(os.path.join(ROOT, *name.split("\\"))), name
-    sources = [os.path.relpath(path, ROOT).replace(os.sep, "\\")
-               for folder in ("classifier_kit", "tests", "bench", "scripts") for path in glob.glob(os.path.join(ROOT, folder, "*.py"))]
-    for name in ["DataClassifier.py", "Iris_dataset.xlsx", "requirements.txt", *sources]:
+    opened = [os.path.relpath(path, ROOT).replace(os.sep, "\\")  # every file a user opens: code, docs, data
+              for folder in ("", "classifier_kit", "tests", "bench", "scripts", "docs", os.path.join("docs", "example"))
+              for pattern in ("*.py", "*.md", "*.csv", "*.txt", "*.xlsx", "*.png", "*.ini")
+              for path in glob.glob(os.path.join(ROOT, folder, pattern))]
+    for name in ["DataClassifier.py", "Iris_dataset.xlsx", "requirements.txt", *opened]:
         assert name in files, name
 
 
