@@ -19,7 +19,8 @@ def test_default_run_end_to_end_like_a_user(tmp_path):
     lines = result.stdout.splitlines()
     order = ["Take a look at sample from the dataset:",
              "Our dataset is balanced and has the following values to predict:",
-             "The model will be running on cpu device", "Begin training...", "Finished Training",
+             f"The model will be running on {'cuda:0' if torch.cuda.is_available() else 'cpu'} device",
+             "Begin training...", "Finished Training",
              "Model has been converted to ONNX"]
     positions = [lines.index(line) for line in order]
     assert positions == sorted(positions)

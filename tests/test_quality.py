@@ -1,5 +1,6 @@
 """How good the model is, honestly: the report, --metrics, imbalance, class weights, folds, probabilities."""
 import contextlib
+import inspect
 import json
 import warnings
 
@@ -287,13 +288,21 @@ def network_weights(folder):
 
 def test_ctrl_c_while_a_small_table_trains_again_keeps_the_first_trainings_best(tmp_path, capsys, monkeypatch):
     blobs(rows=400, classes=3, features=3, spread=1.5).to_csv(tmp_path / "small.csv", index=False)
-    real_train, calls = dc.train, []
+    real_train, calls, best = dc.train, [], {}
 
     def train(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:  # training again on the training and validation rows
             raise dc.TrainingInterrupted(0)
-        return real_train(*args, **kwargs)
+        bound = inspect.signature(real_train).bind(*args, **kwargs)
+        model, save = bound.arguments["model"], bound.arguments["save"]
+
+        def save_and_remember():
+            save()
+            best.update({name: tensor.clone() for name, tensor in model.state_dict().items()})
+
+        bound.arguments["save"] = save_and_remember
+        return real_train(*bound.args, **bound.kwargs)
 
     monkeypatch.setattr(dc, "train", train)
     code, out, err = run_main(capsys, "--data", tmp_path / "small.csv", "--label", "kind", "--no-onnx",
@@ -301,4 +310,7 @@ def test_ctrl_c_while_a_small_table_trains_again_keeps_the_first_trainings_best(
     assert code == 130
     assert "Interrupted: training stopped; the best model so far (epoch " in err
     record = json.loads((tmp_path / "NetModel.json").read_text())
-    assert record["weights_sha256"] == weights_fingerprint(torch.load(tmp_path / "NetModel.pth", weights_only=True))
+    saved = torch.load(tmp_path / "NetModel.pth", weights_only=True)
+    assert record["weights_sha256"] == weights_fingerprint(saved)
+    for name in ("layer2.weight", "layer2.bias", "layer3.weight", "layer3.bias"):  # layer1 has the scaling folded in
+        assert torch.equal(saved[name], best[name]), name  # the first training's best weights, not the second's

@@ -135,15 +135,24 @@ def test_the_next_run_removes_the_temporaries_a_killed_run_left_and_only_those(t
     assert sorted(os.listdir(trained)) == sorted(MODEL_FILES + mine)
 
 
-def test_a_journal_left_by_a_killed_run_is_finished_before_the_model_is_read(trained, capsys):
-    new = trained / ".NetModel.json.dc-tmp-abcd1234"
-    new.write_text((trained / "NetModel.json").read_text())
-    (trained / JOURNAL_NAME).write_text(json.dumps([[new.name, "NetModel.json"]]))
+def test_a_journal_left_by_a_killed_run_is_finished_before_the_model_is_read(trained, capsys, tmp_path_factory):
+    other = tmp_path_factory.mktemp("another model")  # a different model: the journal's renames change the answer
+    code, _, err = run_main(capsys, "--epochs", 1, "--seed", 7, "--no-onnx", "--output-dir", other, "--device", "cpu")
+    assert code == 0, err
+    journal = []
+    for name in ("NetModel.pth", "NetModel.json"):  # killed after the journal, before its first rename
+        (trained / f".{name}.dc-tmp-abcd1234").write_bytes((other / name).read_bytes())
+        journal.append([f".{name}.dc-tmp-abcd1234", name])
+    (trained / JOURNAL_NAME).write_text(json.dumps(journal))
+    assert pair(trained)[0] != pair(other)[0]
     code, out, err = run_main(capsys, "--predict", 5.1, 3.5, 1.4, 0.2, "--output-dir", trained)
     assert code == 0, err
     assert (f"note: a run stopped in {trained} while it put its outputs in place; this one finished that first "
-            "(NetModel.json put in place)") in err
+            "(NetModel.pth, NetModel.json put in place)") in err
     assert sorted(os.listdir(trained)) == MODEL_FILES
+    assert pair(trained) == (pair(other)[0], True)  # the new pair, whole
+    _, expected, _ = run_main(capsys, "--predict", 5.1, 3.5, 1.4, 0.2, "--output-dir", other)
+    assert out == expected  # and the answer is the new model's
 
 
 def test_the_lock_is_never_followed_through_a_link(tmp_path, capsys):
