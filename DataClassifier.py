@@ -20,9 +20,7 @@ if unsupported_python(sys.version_info):
 try:  # the libraries take a second or two to load: Ctrl-C meanwhile ends quietly
     import contextlib
     import copy
-    import functools
     import gc
-    import io
     import math
     import os
     import warnings
@@ -34,21 +32,16 @@ try:  # the libraries take a second or two to load: Ctrl-C meanwhile ends quietl
     from torch.optim import Adam
     from torch.utils.data import DataLoader, TensorDataset
 
-    from classifier_kit import command_line, onnx_export, prediction
+    from classifier_kit import app, onnx_export
     from classifier_kit.cells import class_text
     from classifier_kit.columns import (MINIMUM_ROWS, check_label_is_classes, class_numbers, column_roles,
                                         numeric_matrix, rows_to_use, sorted_classes, text_codes)
-    from classifier_kit.errors import InputError, RunError, column_list, file_system_advice, first_line
-    from classifier_kit.onnx_export import CHECK_ROWS, compare_scores
-    from classifier_kit.outputs import (CommitInterrupted, OutputFiles, atomic_path, finish_stopped_commit,
-                                        stop_on_terminate, write_json, write_model)
-    from classifier_kit.pictures import import_pyplot, write_pictures
-    from classifier_kit.preprocessing import CodedInputs, Preprocessing, raw_rows, rows_of, show_preprocessing
-    from classifier_kit.quality import class_report, cross_validate, imbalance_note, print_report
-    from classifier_kit.record import IRIS_LABEL, ModelRecord, load_model, metadata_path
+    from classifier_kit.errors import InputError, RunError, column_list, first_line
+    from classifier_kit.outputs import atomic_path, write_model
+    from classifier_kit.preprocessing import CodedInputs
+    from classifier_kit.record import IRIS_LABEL, ModelRecord, load_model
     from classifier_kit.tables import read_table
-    from classifier_kit.training import (BatchIndices, ClassWeightedLoss, TrainingInterrupted, balanced_weights,
-                                         check_finite, progress, training_settings)
+    from classifier_kit.training import BatchIndices, ClassWeightedLoss, TrainingInterrupted, check_finite, progress
 except KeyboardInterrupt:
     if __name__ != "__main__":
         raise
@@ -64,7 +57,6 @@ DEFAULT_LEARNING_RATE = 0.01
 DEFAULT_BATCH_SIZE = 10
 DEFAULT_SEED = 1
 HIDDEN_SIZE = 24
-EVALUATION_BATCH_SIZE = 4096  # validation and test need no gradients, so they run in large batches
 TUTORIAL = {"data": DEFAULT_DATA, "label": DEFAULT_LABEL, "epochs": DEFAULT_EPOCHS, "lr": DEFAULT_LEARNING_RATE,
             "batch_size": DEFAULT_BATCH_SIZE, "seed": DEFAULT_SEED}
 
@@ -298,128 +290,6 @@ def evaluate(model, loader, loss_fn, device):
     return loss_sum / total, correct, total
 
 
-class Trained:
-    """What training produced: the best weights (for standardized inputs), and what its record needs: the
-    preprocessing, the table's classes, label and layout, and the seed and split of its rows."""
-
-    def __init__(self, state, epoch, history, preprocessing, data, seed, split):
-        self.state, self.epoch, self.history, self.preprocessing = state, epoch, history, preprocessing
-        self.features, self.classes, self.label, self.layout = data.features, data.classes, data.label, data.layout
-        self.seed, self.split = seed, split
-
-
-def train_model(args, data, preprocessing, train_rows, validate_rows, device, files, split=None):
-    """Train the tutorial's network on standardized inputs; keeps the best weights in memory.
-
-    Ctrl-C keeps the best weights so far: they are saved (complete, with their record)
-    and the interruption goes on to main, which says so.
-    """
-    scaling = preprocessing.scaling
-    train_inputs = scaling.standardized(preprocessing.encode(*rows_of(data, train_rows)), slice(None))
-    validate_inputs = scaling.standardized(preprocessing.encode(*rows_of(data, validate_rows)), slice(None))
-    train_loader = batch_loader(train_inputs, data.targets[train_rows], min(args.batch_size, len(train_rows)),
-                                shuffle=True, seed=args.seed)
-    validate_loader = batch_loader(validate_inputs, data.targets[validate_rows], EVALUATION_BATCH_SIZE)
-    torch.manual_seed(args.seed)
-    network = Network(preprocessing.width, len(data.classes))
-    model = (CodedInputs(network, len(data.features), preprocessing.sizes) if data.categorical else network).to(device)
-    weights = balanced_weights(data.targets[train_rows], len(data.classes)) if args.class_weight == "balanced" else None
-    loss_fn, optimizer = loss_and_optimizer(model, args.lr, None if weights is None else weights.to(device))
-    best = {}
-
-    def save():
-        best["state"] = {name: tensor.detach().to("cpu", copy=True) for name, tensor in network.state_dict().items()}
-
-    history = []
-    try:
-        history = train(model, train_loader, validate_loader, loss_fn, optimizer, args.epochs, device, save,
-                        args.patience)
-        best_epoch = 1 + min(range(len(history)), key=lambda epoch: history[epoch][1])
-        if args.refit:
-            best["state"] = train_again(args, network, model, loss_fn, train_inputs, validate_inputs,
-                                        torch.cat([data.targets[train_rows], data.targets[validate_rows]]),
-                                        best_epoch, device)
-    except TrainingInterrupted as interrupted:
-        if files is None:  # a cross-validation fold: nothing of it is kept
-            raise KeyboardInterrupt from None
-        if interrupted.epoch:
-            trained = Trained(best["state"], interrupted.epoch, history, preprocessing, data, args.seed, split)
-            save_trained(trained, args.checkpoint, files)
-            files.commit([args.checkpoint, metadata_path(args.checkpoint)])
-        raise
-    print("Finished Training")
-    if args.patience:
-        kept = (f"then trained again on the {len(train_rows) + len(validate_rows):,} training and validation rows for "
-                f"{best_epoch} epochs, the model kept") if args.refit else "the model kept"
-        print(f"Trained for {len(history)} epochs: " + (
-            f"the validation loss last improved in epoch {best_epoch}; {kept}\n" if len(history) < args.epochs
-            else f"the most there are; the validation loss was lowest in epoch {best_epoch}; {kept}\n"))
-    else:
-        print(f"Kept the model of epoch {best_epoch}, whose validation loss was the lowest "
-              f"({history[best_epoch - 1][1]:.4f})\n")
-    return Trained(best["state"], best_epoch, history, preprocessing, data, args.seed, split)
-
-
-def train_again(args, network, model, loss_fn, train_inputs, validate_inputs, targets, epochs, device):
-    """Train the network again from its first weights on the training and validation rows together, for the
-    epochs the validation rows chose (a small table has few rows to spare); returns its weights."""
-    torch.manual_seed(args.seed)
-    network.load_state_dict(Network(network.layer1.in_features, network.layer3.out_features).state_dict())
-    model.to(device)
-    rows = torch.cat([train_inputs, validate_inputs])
-    loader = batch_loader(rows, targets, min(args.batch_size, len(rows)), shuffle=True, seed=args.seed)
-    optimizer = loss_and_optimizer(model, args.lr)[1]
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # its validation figures would be of rows it trains on
-            train(model, loader, batch_loader(validate_inputs, targets[len(train_inputs):], EVALUATION_BATCH_SIZE),
-                  loss_fn, optimizer, epochs, device, lambda: None)
-    except TrainingInterrupted:
-        raise TrainingInterrupted(epochs) from None  # the first training's best weights are kept
-    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in network.state_dict().items()}
-
-
-def test_fold(args, data, device, train_rows, validate_rows, test_rows):
-    """One cross-validation fold (--folds): train as a run does, keep nothing; the fold's predicted and true classes."""
-    preprocessing = Preprocessing.fit(data, train_rows)
-    trained = train_model(args, data, preprocessing, train_rows, validate_rows, device, files=None)
-    model = trained_network(trained)
-    inputs = preprocessing.scaling.standardized(preprocessing.encode(*rows_of(data, test_rows)), slice(None))
-    return predict_classes(model, batch_loader(inputs, data.targets[test_rows], EVALUATION_BATCH_SIZE), "cpu")
-
-
-def trained_network(trained):
-    """The trained network as it was trained: on standardized numbers, then category numbers."""
-    preprocessing = trained.preprocessing
-    network = Network(preprocessing.width, len(trained.classes))
-    network.load_state_dict(trained.state)
-    network.eval()
-    return CodedInputs(network, len(trained.features), preprocessing.sizes) if preprocessing.categorical else network
-
-
-def save_trained(trained, checkpoint, files):
-    """Stage NetModel.pth (raw-input weights) and NetModel.json; return the model loaded from the staged file."""
-    preprocessing = trained.preprocessing
-    state = preprocessing.scaling.fold(trained.state)
-    record = ModelRecord.from_training(preprocessing, trained.classes, trained.label, trained.layout, trained.seed,
-                                       trained.split, state)
-    write_model(state, files.stage(checkpoint))
-    record.save(files.stage(metadata_path(checkpoint)))
-    network = load_model(files.stage(checkpoint), Network(preprocessing.width, len(trained.classes)),
-                         record.weights_sha256)
-    return preprocessing.model(network)
-
-
-def check_saved_model(trained, model, inputs):
-    """The saved model must give the trained network's classes on the test rows (coded raw rows in)."""
-    with torch.no_grad():
-        expected = trained_network(trained)(trained.preprocessing.scaling.standardized(inputs, slice(None))).numpy()
-        saved = model(inputs).numpy()
-    _, same_classes = compare_scores(expected, saved)
-    if not same_classes:
-        raise RunError("the saved model does not give the trained network's classes on the test rows "
-                       "(a numeric fault in folding the scaling); nothing was saved; please report it")
-
-
 # ---------------------------------------------------------------------------
 # Test the model
 # ---------------------------------------------------------------------------
@@ -509,145 +379,10 @@ def export_onnx(model, path, opset, input_size):
 # The run
 # ---------------------------------------------------------------------------
 
-def run(args):
-    """The tutorial's flow: load, train, test, test per class, convert; or a prediction."""
-    command_line.note_ignored_options(args)
-    record = None
-    finished = []
-    if args.mode != "train":  # the model's record decides what the table holds and how it is read
-        finished = finish_stopped_commit(os.path.dirname(os.path.abspath(args.checkpoint)))
-        record = ModelRecord.load(args.checkpoint)
-        record.check_options(args)
-    if args.mode == "predict":
-        try:
-            prediction.predict(*load_trained(args.checkpoint, record), args.predict)
-        except KeyboardInterrupt:
-            raise CommitInterrupted([], earlier=finished) if finished else KeyboardInterrupt from None
-        return 0
-    with OutputFiles(*command_line.planned_files(args)) as files:
-        if args.mode == "predict-file":
-            destination = os.path.join(args.output_dir, "predictions.csv")
-            predictions = prediction.predict_file(
-                *load_trained(args.checkpoint, record), args.predict_file, args.sheet, destination,
-                staged=files.stage(destination), layout=command_line.layout_of(args),
-                metrics=files.stage(args.metrics) if args.metrics else None)
-        else:
-            train_test_convert(args, files, record)
-        files.commit()
-    if args.mode == "predict-file":  # said once it is true
-        print(f"Wrote {len(predictions)} predictions to {destination}")
-    return 0
-
-
-def train_test_convert(args, files, record=None):
-    """The tutorial's run, every output staged in `files` until the whole run has succeeded.
-
-    With a record (--skip-training) the trained model is tested instead: its table read as
-    the record says, its own test rows (the training run's seed and split).
-    """
-    device = choose_device(args.device)
-    if args.plot:
-        import_pyplot()
-    if record:
-        data = load_data(args.data, record.label, record.inputs, args.sheet, args.drop_missing, record.classes,
-                         record.layout_for(args.data, command_line.layout_of(args)), record.categorical_features)
-        record.check_roles(data, args.data)
-    else:
-        data = load_data(args.data, args.label, args.features, args.sheet, args.drop_missing,
-                         layout=command_line.layout_of(args), categorical=args.categorical)
-    show_data(data)
-    note = imbalance_note(torch.bincount(data.targets, minlength=len(data.classes)).numpy(), data.classes,
-                          weighted=args.class_weight == "balanced")
-    if note:
-        print(note + "\n")
-    features, classes = data.features, data.classes
-
-    seed = args.seed if record is None or record.seed is None else record.seed
-    if record and record.split and record.split["rows"] != len(data.targets):
-        print(f"note: {args.data} gives {len(data.targets)} rows where the model was trained on "
-              f"{record.split['rows']}, so its test rows are not the training run's own (some of them may have been "
-              "trained on)\n")
-    train_rows, validate_rows, test_rows = split_data(len(data.targets), seed)
-    preprocessing = record.preprocessing() if record else Preprocessing.fit(data, train_rows)
-    if record:
-        prediction.check_fillable(preprocessing, data.inputs.numpy(), args.data)
-    show_preprocessing(data, preprocessing, train_rows)
-    test_inputs, test_targets = preprocessing.encode(*rows_of(data, test_rows)), data.targets[test_rows]
-    check_rows = raw_rows(data, test_rows[:CHECK_ROWS])
-    if not record:
-        training_settings(args, len(data.targets), len(train_rows))
-    cross_validation = cross_validate(args, data, functools.partial(test_fold, args, data, device)) \
-        if args.folds and not record else {}
-    print("The model will be running on", device, "device\n")
-    if record:
-        history = []
-        model, _ = load_trained(args.checkpoint, record)
-    else:
-        split = {"rows": len(data.targets), "train": len(train_rows), "validate": len(validate_rows),
-                 "test": len(test_rows)}
-        trained = train_model(args, data, preprocessing, train_rows, validate_rows, device, files, split)
-        history = trained.history
-        model = save_trained(trained, args.checkpoint, files)
-        check_saved_model(trained, model, test_inputs[:CHECK_ROWS])
-    del data  # from here on only the test rows are needed: a big table's tensors are freed
-
-    model = model.to(device)
-    test_loader = batch_loader(test_inputs, test_targets, EVALUATION_BATCH_SIZE)
-    test(model, test_loader, device)
-    test_species(model, test_loader, classes, device)
-    report = class_report(*predict_classes(model, test_loader, device), classes)
-    print_report(report)
-    note = imbalance_note(None, classes, report, weighted=args.class_weight == "balanced")
-    if note:
-        print(note)
-    if args.metrics:
-        write_json(dict(report, **cross_validation), files.stage(args.metrics))
-    if not args.no_onnx:
-        path = os.path.join(args.output_dir, "Network.onnx")
-        convert(model, path, args.opset, features, classes, check_rows, files.stage(path), preprocessing)
-    if args.plot:
-        write_pictures(args.output_dir, files, history, *predict_classes(model, test_loader, device), classes)
-
-
 def main(argv=None):
-    command_line.console_safe_output()
-    stop_on_terminate()
-    args = None
-    try:
-        args = command_line.parse_args(argv, TUTORIAL)
-        status = run(args)
-        sys.stdout.flush()
-        return status
-    except (InputError, RunError) as error:
-        print("error:", error, file=sys.stderr)
-        return error.exit_code
-    except TrainingInterrupted as interrupted:
-        if interrupted.epoch:
-            print(f"\nInterrupted: training stopped; the best model so far (epoch {interrupted.epoch}) "
-                  f"is in {args.checkpoint}; Network.onnx and pictures were not updated", file=sys.stderr)
-        else:
-            print("\nInterrupted: training stopped before the first checkpoint; nothing was saved", file=sys.stderr)
-        return 130
-    except CommitInterrupted as interrupted:
-        print(f"\n{interrupted.message()}", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("\nInterrupted; no file in the output folder was changed", file=sys.stderr)
-        return 130
-    except Exception as error:  # noqa: BLE001 - every other fault ends in one line, not a traceback
-        if command_line.output_closed(error):
-            command_line.silence_stdout()
-            return 1
-        if os.environ.get("DATACLASSIFIER_DEBUG"):
-            raise
-        if isinstance(error, OSError):
-            problem = file_system_advice(error)
-            where = f"{error.filename}: " if error.filename else ""
-            print(f"error: {where}{error.strerror or error}{problem or ''}", file=sys.stderr)
-            return 2 if problem else 1
-        print(f"error: internal error ({type(error).__name__}: {first_line(error)}); please report it "
-              "(set DATACLASSIFIER_DEBUG=1 to see the full traceback)", file=sys.stderr)
-        return 1
+    """The tutorial's run, or the mode the command line asks for: classifier_kit/app.py runs each with the steps
+    above, and stages the outputs until the whole run has succeeded."""
+    return app.main(argv, sys.modules[__name__])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The command line: options, their bounds and defaults, the mode of a run, and what each mode reads and writes."""
 import argparse
 import contextlib
+import dataclasses
 import errno
 import io
 import math
@@ -142,9 +143,48 @@ def build_parser(defaults):
     return parser
 
 
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """The command line, decided once: every option (a default where it was not given), `given`, the names of
+    those the command line set, and `mode`, what the run does: train, skip-training (test a trained model),
+    predict (one row) or predict-file (a table). Nothing changes it afterwards."""
+
+    data: str
+    sheet: str | None
+    label: str
+    features: list | None
+    categorical: list
+    drop_missing: bool
+    separator: str | None
+    decimal: str | None
+    header_row: int | None
+    epochs: int
+    lr: float
+    batch_size: int
+    seed: int
+    device: str
+    class_weight: str | None
+    folds: int | None
+    skip_training: bool
+    output_dir: str
+    checkpoint: str
+    no_onnx: bool
+    opset: int
+    plot: bool
+    metrics: str | None
+    predict: list | None
+    predict_file: str | None
+    given: frozenset
+    mode: str
+
+    @property
+    def layout(self):
+        """How the options ask for a table to be read (the rest is detected)."""
+        return Layout(self.separator, self.decimal, self.header_row)
+
+
 def parse_args(argv, defaults):
-    """The options, with `given`: the names of those the command line set (the rest are defaults), and `mode`,
-    what the run does: train, skip-training (test a trained model), predict or predict-file; decided here once.
+    """The Options of a command line.
 
     Column names are taken in composed Unicode (NFC), as the tables' own are.
     """
@@ -163,15 +203,14 @@ def parse_args(argv, defaults):
         setattr(args, option, names)
     for action in parser._actions:  # parsed again with no defaults, only what was given is set
         action.default = argparse.SUPPRESS
-    args.given = set(vars(parser.parse_args(argv)))
+    args.given = frozenset(vars(parser.parse_args(argv)))
     args.mode = "predict" if args.predict else "predict-file" if args.predict_file else \
         "skip-training" if args.skip_training else "train"
     if args.checkpoint is None:
         args.checkpoint = os.path.join(args.output_dir, "NetModel.pth")
     elif args.mode == "train" and "output_dir" not in args.given:  # the run's outputs go where its model goes
         args.output_dir = os.path.dirname(args.checkpoint) or "."
-    args.patience, args.refit = None, False  # the tutorial's training; training_settings changes them by table size
-    return args
+    return Options(**vars(args))
 
 
 def values_as_values(argv):
@@ -205,10 +244,6 @@ def note_ignored_options(args):
             else "prediction trains nothing"
         print(f"note: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} nothing with {option} ({why}) "
               f"and {'is' if len(ignored) == 1 else 'are'} ignored", file=sys.stderr)
-
-
-def layout_of(args):
-    return Layout(args.separator, args.decimal, args.header_row)
 
 
 def planned_files(args):

@@ -48,33 +48,34 @@ class InputScaling:
         """Positions of the columns that hold a single value in the training rows."""
         return np.flatnonzero(self.std == 0)
 
-    def standardized(self, inputs, rows):
-        """The given rows, standardized for training (a constant column becomes 0).
+    def standardized(self, inputs):
+        """Coded rows, standardized for training (a constant column becomes 0).
 
         Only the first len(mean) columns are numbers; category codes after them stay as they are.
         """
         scale = np.where(self.std > 0, self.std, 1.0)
-        values = inputs[rows].numpy().copy()
+        values = inputs.numpy().copy()
         for position in range(len(self.mean)):  # in float64, a column at a time
             values[:, position] = (values[:, position].astype(np.float64) - self.mean[position]) / scale[position]
         return torch.from_numpy(values)
 
-    def fold(self, state_dict):
-        """The trained network's weights for raw numbers (minus the offset): W' = W / std, b' = b - W' (mean - offset).
+    def fold(self, layer):
+        """Make the trained network's first layer (an nn.Linear) take raw numbers (minus the offset):
+        W' = W / std, b' = b - W' (mean - offset).
 
-        Only the number features' columns of layer1 change; the categories' one-hot columns
-        come after them and are not scaled.
+        Only the number features' columns change; the categories' one-hot columns come after
+        them and are not scaled.
         """
-        state = {name: tensor.detach().to("cpu").clone() for name, tensor in state_dict.items()}
         count = len(self.mean)
-        full = state["layer1.weight"].numpy().astype(np.float64)
+        full = layer.weight.detach().cpu().numpy().astype(np.float64)
         weight = np.where(self.std > 0, full[:, :count] / np.where(self.std > 0, self.std, 1.0), 0.0)
         centre = self.mean - (0.0 if self.offset is None else self.offset.astype(np.float64))
-        bias = state["layer1.bias"].numpy().astype(np.float64) - weight @ np.where(self.std > 0, centre, 0.0)
+        bias = layer.bias.detach().cpu().numpy().astype(np.float64) - weight @ np.where(self.std > 0, centre, 0.0)
         full[:, :count] = weight
-        state["layer1.weight"] = torch.from_numpy(full.astype(np.float32))
-        state["layer1.bias"] = torch.from_numpy(bias.astype(np.float32))
-        return state
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(full.astype(np.float32)))
+            layer.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
+        return layer
 
 
 class Preprocessing:
@@ -159,6 +160,11 @@ class Preprocessing:
             lookup = np.array([number_of.get(value, rest) for value in values] + [number_of.get("", rest)], np.float32)
             coded[:, count + position] = lookup[codes]  # code -1 (a blank) picks the last: '' or the rest
         return torch.from_numpy(coded)
+
+    def transform(self, numbers, categories=()):
+        """The trained network's input for raw rows: coded (encode), then standardized (the saved model has the
+        scaling folded into its weights and takes encode's rows)."""
+        return self.scaling.standardized(self.encode(numbers, categories))
 
     def unseen(self, categories):
         """Per categorical feature, the values in `categories` the model does not tell apart (never seen in

@@ -1,4 +1,5 @@
 """Training beyond the tutorial's loop: settings by table size, progress, class weights, batches, Ctrl-C."""
+import dataclasses
 import math
 import sys
 
@@ -96,14 +97,32 @@ def balanced_weights(targets, count):
     return torch.where(rows > 0, len(targets) / (present * rows.clamp(min=1)), torch.zeros_like(rows)).float()
 
 
-def training_settings(args, rows, train_rows):
-    """Set args.lr, args.batch_size, args.epochs and args.patience for a table of `rows` rows (`train_rows` of
-    them for training), unless the command line gave them.
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """How a network is trained, decided once from the options and the table's size (training_for).
+
+    patience: stop once the validation loss has not improved for this many epochs (None: the
+    tutorial's fixed epochs); refit: then train again on the training and validation rows for the
+    epochs the validation rows chose; class_weight: 'balanced' or None.
+    """
+
+    epochs: int
+    lr: float
+    batch_size: int
+    seed: int
+    patience: int | None = None
+    refit: bool = False
+    class_weight: str | None = None
+
+
+def training_for(options, rows, train_rows):
+    """The Training of a table of `rows` rows (`train_rows` of them for training): what the command line
+    gave, and for the rest the settings of the table's size.
 
     Up to SMALL_TABLE_ROWS rows (Iris has 150) a run trains as the tutorial does: 10 epochs
     at 0.01 in batches of 10, about 80 updates on Iris. Up to LARGE_TABLE_ROWS it chooses the
     epochs on the validation rows (PATIENCE) and then trains again on the training and
-    validation rows (args.refit): such a table has few rows to spare. On larger tables 0.01 leaves the
+    validation rows (refit): such a table has few rows to spare. On larger tables 0.01 leaves the
     weights noisy after thousands of updates, and a fixed number of epochs stops some tables
     while both losses still fall (bench/README.md). There the run trains at 0.001 in batches
     of at least 10 (larger on large tables, so that an epoch is at most LARGE_TABLE_BATCHES
@@ -111,23 +130,24 @@ def training_settings(args, rows, train_rows):
     validation loss has not improved for PATIENCE epochs, at most LARGE_TABLE_EPOCHS. Says
     so when it departs from the tutorial's settings.
     """
-    args.patience, args.refit = None, False  # refit: train again on the training and validation rows
-    if SMALL_TABLE_ROWS < rows <= LARGE_TABLE_ROWS and "epochs" not in args.given:
-        args.epochs, args.patience, args.refit = LARGE_TABLE_EPOCHS, PATIENCE, True
+    given = options.given
+    epochs, lr, batch_size, patience, refit = options.epochs, options.lr, options.batch_size, None, False
+    if SMALL_TABLE_ROWS < rows <= LARGE_TABLE_ROWS and "epochs" not in given:
+        epochs, patience, refit = LARGE_TABLE_EPOCHS, PATIENCE, True
         print(f"Choosing the epochs on the validation rows (until their loss has not improved for {PATIENCE}, at "
-              f"most {args.epochs}), then training again on the training and validation rows, as for any table of "
+              f"most {epochs}), then training again on the training and validation rows, as for any table of "
               f"{SMALL_TABLE_ROWS + 1:,} to {LARGE_TABLE_ROWS:,} rows (this one has {rows:,}); --epochs sets them\n")
-    if rows <= LARGE_TABLE_ROWS:
-        return
-    if "batch_size" not in args.given:
-        args.batch_size = max(args.batch_size, math.ceil(train_rows / LARGE_TABLE_BATCHES))
-    if "lr" not in args.given:  # a larger batch averages out more noise and takes a larger step (square-root rule)
-        args.lr = float(f"{LARGE_TABLE_LEARNING_RATE * math.sqrt(args.batch_size / 10):.2g}")
-    if "epochs" not in args.given:
-        args.epochs, args.patience = LARGE_TABLE_EPOCHS, PATIENCE
-    if not {"lr", "epochs", "batch_size"} <= args.given:
-        length = f"until the validation loss has not improved for {PATIENCE} epochs (at most {args.epochs})" \
-            if args.patience else f"for {args.epochs} epochs"
-        print(f"Training {length} at learning rate {args.lr:g} in batches of {args.batch_size}, as for any table of "
-              f"more than {LARGE_TABLE_ROWS:,} rows (this one has {rows:,}); --epochs, --lr and --batch-size set "
-              "them\n")
+    if rows > LARGE_TABLE_ROWS:
+        if "batch_size" not in given:
+            batch_size = max(batch_size, math.ceil(train_rows / LARGE_TABLE_BATCHES))
+        if "lr" not in given:  # a larger batch averages out more noise and takes a larger step (square-root rule)
+            lr = float(f"{LARGE_TABLE_LEARNING_RATE * math.sqrt(batch_size / 10):.2g}")
+        if "epochs" not in given:
+            epochs, patience = LARGE_TABLE_EPOCHS, PATIENCE
+        if not {"lr", "epochs", "batch_size"} <= given:
+            length = f"until the validation loss has not improved for {PATIENCE} epochs (at most {epochs})" \
+                if patience else f"for {epochs} epochs"
+            print(f"Training {length} at learning rate {lr:g} in batches of {batch_size}, as for any table of "
+                  f"more than {LARGE_TABLE_ROWS:,} rows (this one has {rows:,}); --epochs, --lr and --batch-size set "
+                  "them\n")
+    return Training(epochs, lr, batch_size, options.seed, patience, refit, options.class_weight)

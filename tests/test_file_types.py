@@ -5,7 +5,6 @@ row that holds anything is a row (metamorphic tests, and property tests over gen
 import codecs
 import json
 import math
-import os
 
 import numpy as np
 import openpyxl
@@ -14,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import run_main
-from classifier_kit.cells import MISSING_MARKERS
 from classifier_kit.record import ModelRecord
 from classifier_kit.tables import read_table
 
@@ -177,7 +175,7 @@ def test_a_model_gives_every_file_type_the_same_answers(clinic, capsys):
         assert len(written) == 48, kind  # every row that holds anything, the first row of NA too
         assert "Not counted" not in out, kind  # 0.0 and 0 are one class
         answers[kind] = (written["Predicted"].tolist(), written[["0", "1", "2"]].astype(float).to_numpy())
-        assert f"Accuracy against the 'class' column: " in out and " % of 48 rows" in out, kind
+        assert "Accuracy against the 'class' column: " in out and " % of 48 rows" in out, kind
     for kind, (predicted, chances) in answers.items():
         assert predicted == answers["csv"][0], kind
         np.testing.assert_allclose(chances, answers["csv"][1], atol=1e-6, err_msg=kind)

@@ -13,7 +13,7 @@ from conftest import blobs, dc, run_main
 from classifier_kit.command_line import parse_args
 from classifier_kit.quality import class_report, imbalance_note, stratified_folds
 from classifier_kit.record import IRIS_CLASSES, IRIS_FEATURES, weights_fingerprint
-from classifier_kit.training import ClassWeightedLoss, balanced_weights, training_settings
+from classifier_kit.training import ClassWeightedLoss, balanced_weights, training_for
 
 
 @pytest.mark.parametrize("predicted, actual", [
@@ -224,11 +224,11 @@ def test_a_class_the_model_never_finds_is_named():
     (1309, 655, ["--epochs", "4", "--lr", "0.01", "--batch-size", "10"], 0.01, 10, 4, None),
 ])
 def test_training_settings_follow_the_tables_size(capsys, rows, train_rows, options, lr, batch_size, epochs, patience):
-    args = parse_args(options, dc.TUTORIAL)
-    training_settings(args, rows, train_rows)
-    assert (args.lr, args.batch_size, args.epochs, args.patience) == (pytest.approx(lr), batch_size, epochs, patience)
+    training = training_for(parse_args(options, dc.TUTORIAL), rows, train_rows)
+    assert (training.lr, training.batch_size, training.epochs, training.patience) == \
+        (pytest.approx(lr), batch_size, epochs, patience)
     out = capsys.readouterr().out
-    assert args.refit == (250 < rows <= 1000)
+    assert training.refit == (250 < rows <= 1000)
     if rows <= 250 or len(options) == 6:
         assert out == ""
     elif rows <= 1000:

@@ -42,9 +42,10 @@ def folded_and_trained(raw, seed=0):
     scaling = InputScaling.fit(raw)
     model = dc.Network(raw.shape[1], 3)
     folded = dc.Network(raw.shape[1], 3)
-    folded.load_state_dict(scaling.fold(model.state_dict()))
+    folded.load_state_dict(model.state_dict())
+    scaling.fold(folded.layer1)
     with torch.no_grad():
-        return model(scaling.standardized(raw, slice(None))), Preprocessing([f'x{i}' for i in range(raw.shape[1])], np.zeros(raw.shape[1]), scaling=scaling).model(folded)(raw), scaling
+        return model(scaling.standardized(raw)), Preprocessing([f'x{i}' for i in range(raw.shape[1])], np.zeros(raw.shape[1]), scaling=scaling).model(folded)(raw), scaling
 
 
 def test_folded_scaling_gives_the_same_scores_on_raw_values():
@@ -72,9 +73,9 @@ def test_statistics_are_float64_and_a_constant_column_gets_zero_weights():
     raw = torch.tensor([[1.0, 1.7e9], [3.0, 1.7e9], [2.0, 1.7e9]])
     scaling = InputScaling.fit(raw)
     assert scaling.mean.tolist() == [2.0, float(np.float32(1.7e9))] and scaling.constant.tolist() == [1]
-    assert scaling.standardized(raw, slice(None))[:, 1].tolist() == [0.0, 0.0, 0.0]
-    folded = scaling.fold(dc.Network(2, 3).state_dict())
-    assert folded["layer1.weight"][:, 1].abs().sum().item() == 0
+    assert scaling.standardized(raw)[:, 1].tolist() == [0.0, 0.0, 0.0]
+    folded = scaling.fold(dc.Network(2, 3).layer1)
+    assert folded.weight[:, 1].abs().sum().item() == 0
     assert scaling.offset is None
 
 

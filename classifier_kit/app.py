@@ -1,0 +1,375 @@
+"""The run of each mode around the tutorial's steps: train, test a saved model, predict a row, predict a table, and a
+cross-validation fold; the commit of their outputs, interruptions and the one line an error ends with.
+
+The tutorial's steps (load_data, Network, train, test, convert ...) are DataClassifier.py's; they come in as
+`tutorial`, the script's module, so that this package never imports the script. Each mode is one function that
+reads top to bottom, with the Options decided once by the command line and the Training once by the table's size.
+"""
+import dataclasses
+import functools
+import os
+import sys
+
+import torch
+
+from . import command_line, prediction
+from .errors import InputError, RunError, file_system_advice, first_line
+from .onnx_export import CHECK_ROWS, compare_scores
+from .outputs import CommitInterrupted, OutputFiles, finish_stopped_commit, stop_on_terminate, write_json
+from .pictures import import_pyplot, write_pictures
+from .preprocessing import CodedInputs, Preprocessing, raw_rows, rows_of, show_preprocessing
+from .quality import class_report, cross_validate, imbalance_note, print_report
+from .record import ModelRecord, load_model, metadata_path
+from .training import TrainingInterrupted, balanced_weights, training_for
+
+EVALUATION_BATCH_SIZE = 4096  # validation and test need no gradients, so they run in large batches
+
+
+def main(argv, tutorial):
+    """Run the command line's mode; every way a run ends is one exit code and, on a problem, one line."""
+    command_line.console_safe_output()
+    stop_on_terminate()
+    options = None
+    try:
+        options = command_line.parse_args(argv, tutorial.TUTORIAL)
+        command_line.note_ignored_options(options)
+        MODES[options.mode](options, tutorial)
+        sys.stdout.flush()
+        return 0
+    except (InputError, RunError) as error:
+        print("error:", error, file=sys.stderr)
+        return error.exit_code
+    except TrainingInterrupted as interrupted:
+        if interrupted.epoch:
+            print(f"\nInterrupted: training stopped; the best model so far (epoch {interrupted.epoch}) "
+                  f"is in {options.checkpoint}; Network.onnx and pictures were not updated", file=sys.stderr)
+        else:
+            print("\nInterrupted: training stopped before the first checkpoint; nothing was saved", file=sys.stderr)
+        return 130
+    except CommitInterrupted as interrupted:
+        print(f"\n{interrupted.message()}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\nInterrupted; no file in the output folder was changed", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - every other fault ends in one line, not a traceback
+        return unexpected(error)
+
+
+def unexpected(error):
+    """The exit code and line of a fault no check caught: the file system's (its path and what to do), a
+    closed pipe, or an internal error."""
+    if command_line.output_closed(error):
+        command_line.silence_stdout()
+        return 1
+    if os.environ.get("DATACLASSIFIER_DEBUG"):
+        raise error
+    if isinstance(error, OSError):
+        problem = file_system_advice(error)
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{error.strerror or error}{problem or ''}", file=sys.stderr)
+        return 2 if problem else 1
+    print(f"error: internal error ({type(error).__name__}: {first_line(error)}); please report it "
+          "(set DATACLASSIFIER_DEBUG=1 to see the full traceback)", file=sys.stderr)
+    return 1
+
+
+# ---------------------------------------------------------------------------
+# The modes
+# ---------------------------------------------------------------------------
+
+def train_run(options, tutorial):
+    """The tutorial's run: load, train, save, test, test per class, convert; every output staged until the whole
+    run has succeeded, then committed together."""
+    device = tutorial.choose_device(options.device)
+    if options.plot:
+        import_pyplot()
+    with OutputFiles(*command_line.planned_files(options)) as files:
+        data = tutorial.load_data(options.data, options.label, options.features, options.sheet, options.drop_missing,
+                                  layout=options.layout, categorical=options.categorical)
+        show_table(tutorial, data, options)
+        rows = tutorial.split_data(len(data.targets), options.seed)
+        preprocessing = Preprocessing.fit(data, rows[0])
+        show_preprocessing(data, preprocessing, rows[0])
+        test_rows = TestRows.of(data, preprocessing, rows[2])
+        training = training_for(options, len(data.targets), len(rows[0]))
+        cross_validation = cross_validate(options, data, functools.partial(test_fold, tutorial, training, data,
+                                                                           device)) if options.folds else {}
+        print("The model will be running on", device, "device\n")
+        split = {"rows": len(data.targets), "train": len(rows[0]), "validate": len(rows[1]), "test": len(rows[2])}
+        try:
+            trained = train_model(tutorial, training, data, preprocessing, rows[0], rows[1], device, split)
+        except TrainingInterrupted as interrupted:
+            if interrupted.trained:  # the best weights so far are saved, with their record
+                save_trained(tutorial, interrupted.trained, options.checkpoint, files)
+                files.commit([options.checkpoint, metadata_path(options.checkpoint)])
+            raise
+        model = save_trained(tutorial, trained, options.checkpoint, files)
+        check_saved_model(tutorial, trained, model, test_rows.inputs[:CHECK_ROWS])
+        del data  # from here on only the test rows are needed: a big table's tensors are freed
+        test_and_convert(tutorial, options, files, model.to(device), test_rows, preprocessing, device,
+                         trained.history, cross_validation)
+        files.commit()
+
+
+def test_run(options, tutorial):
+    """--skip-training: the saved model tested on its own test rows (the training run's seed and split) of the
+    table, read as its record says, and converted."""
+    record = saved_record(options)
+    device = tutorial.choose_device(options.device)
+    if options.plot:
+        import_pyplot()
+    with OutputFiles(*command_line.planned_files(options)) as files:
+        data = tutorial.load_data(options.data, record.label, record.inputs, options.sheet, options.drop_missing,
+                                  record.classes, record.layout_for(options.data, options.layout),
+                                  record.categorical_features)
+        record.check_roles(data, options.data)
+        show_table(tutorial, data, options)
+        if record.split and record.split["rows"] != len(data.targets):
+            print(f"note: {options.data} gives {len(data.targets)} rows where the model was trained on "
+                  f"{record.split['rows']}, so its test rows are not the training run's own (some of them may have "
+                  "been trained on)\n")
+        rows = tutorial.split_data(len(data.targets), options.seed if record.seed is None else record.seed)
+        preprocessing = record.preprocessing()
+        prediction.check_fillable(preprocessing, data.inputs.numpy(), options.data)
+        show_preprocessing(data, preprocessing, rows[0])
+        test_rows = TestRows.of(data, preprocessing, rows[2])
+        print("The model will be running on", device, "device\n")
+        model, _ = tutorial.load_trained(options.checkpoint, record)
+        del data
+        test_and_convert(tutorial, options, files, model.to(device), test_rows, preprocessing, device, [], {})
+        files.commit()
+
+
+def predict_row(options, tutorial):
+    """--predict: the class of one row, and each class's probability."""
+    record, finished = saved_record(options, finished=True)
+    try:
+        prediction.predict(*tutorial.load_trained(options.checkpoint, record), options.predict)
+    except KeyboardInterrupt:
+        raise CommitInterrupted([], earlier=finished) if finished else KeyboardInterrupt from None
+
+
+def predict_table(options, tutorial):
+    """--predict-file: predictions.csv, every row of the table with its class and probabilities."""
+    record = saved_record(options)
+    destination = os.path.join(options.output_dir, "predictions.csv")
+    with OutputFiles(*command_line.planned_files(options)) as files:
+        predictions = prediction.predict_file(
+            *tutorial.load_trained(options.checkpoint, record), options.predict_file, options.sheet, destination,
+            staged=files.stage(destination), layout=options.layout,
+            metrics=files.stage(options.metrics) if options.metrics else None)
+        files.commit()
+    print(f"Wrote {len(predictions)} predictions to {destination}")  # said once it is true
+
+
+MODES = {"train": train_run, "skip-training": test_run, "predict": predict_row, "predict-file": predict_table}
+
+
+def test_fold(tutorial, training, data, device, train_rows, validate_rows, test_rows):
+    """One cross-validation fold (--folds): trained as the run trains, nothing kept; the fold's predicted and true
+    classes."""
+    preprocessing = Preprocessing.fit(data, train_rows)
+    try:
+        trained = train_model(tutorial, training, data, preprocessing, train_rows, validate_rows, device)
+    except TrainingInterrupted:
+        raise KeyboardInterrupt from None  # nothing of a fold is saved
+    inputs = preprocessing.transform(*rows_of(data, test_rows))
+    loader = tutorial.batch_loader(inputs, data.targets[test_rows], EVALUATION_BATCH_SIZE)
+    return tutorial.predict_classes(trained_network(tutorial, trained), loader, "cpu")
+
+
+# ---------------------------------------------------------------------------
+# What the modes share
+# ---------------------------------------------------------------------------
+
+def saved_record(options, finished=False):
+    """The saved model's record, after finishing what a killed run left in its folder; it decides what the table
+    holds and how it is read, and the options must agree with it. finished: also return what was finished."""
+    done = finish_stopped_commit(os.path.dirname(os.path.abspath(options.checkpoint)))
+    record = ModelRecord.load(options.checkpoint)
+    record.check_options(options)
+    return (record, done) if finished else record
+
+
+def show_table(tutorial, data, options):
+    """The tutorial's look at the table, and a note on classes far rarer than others."""
+    tutorial.show_data(data)
+    note = imbalance_note(torch.bincount(data.targets, minlength=len(data.classes)).numpy(), data.classes,
+                          weighted=options.class_weight == "balanced")
+    if note:
+        print(note + "\n")
+
+
+@dataclasses.dataclass
+class TestRows:
+    """The test rows, coded for the saved model (which takes raw rows), with their classes; and the first of them
+    as the table holds them (raw_rows), to check Network.onnx with."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    raw: object
+    features: list
+    classes: list
+
+    @classmethod
+    def of(cls, data, preprocessing, rows):
+        return cls(preprocessing.encode(*rows_of(data, rows)), data.targets[rows], raw_rows(data, rows[:CHECK_ROWS]),
+                   data.features, data.classes)
+
+
+def test_and_convert(tutorial, options, files, model, test_rows, preprocessing, device, history, cross_validation):
+    """The tutorial's test and test per class, the report, and the conversion to Network.onnx; --metrics and
+    --plot's pictures, all staged in `files`."""
+    classes = test_rows.classes
+    test_loader = tutorial.batch_loader(test_rows.inputs, test_rows.targets, EVALUATION_BATCH_SIZE)
+    tutorial.test(model, test_loader, device)
+    tutorial.test_species(model, test_loader, classes, device)
+    predicted, actual = tutorial.predict_classes(model, test_loader, device)
+    report = class_report(predicted, actual, classes)
+    print_report(report)
+    note = imbalance_note(None, classes, report, weighted=options.class_weight == "balanced")
+    if note:
+        print(note)
+    if options.metrics:
+        write_json(dict(report, **cross_validation), files.stage(options.metrics))
+    if not options.no_onnx:
+        path = os.path.join(options.output_dir, "Network.onnx")
+        tutorial.convert(model, path, options.opset, test_rows.features, classes, test_rows.raw, files.stage(path),
+                         preprocessing)
+    if options.plot:
+        write_pictures(options.output_dir, files, history, predicted, actual, classes)
+
+
+# ---------------------------------------------------------------------------
+# Training beyond the tutorial's loop: the best weights kept, training again, saving with the record
+# ---------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Trained:
+    """What training produced: the best weights (for standardized inputs), and what its record needs: the
+    preprocessing, the table's features, classes, label and layout, and the seed and split of its rows."""
+
+    state: dict
+    epoch: int
+    history: list
+    preprocessing: Preprocessing
+    features: list
+    classes: list
+    label: str
+    layout: dict
+    seed: int
+    split: dict | None
+
+
+def train_model(tutorial, training, data, preprocessing, train_rows, validate_rows, device, split=None):
+    """Train the tutorial's network on standardized inputs; the best weights are kept in memory.
+
+    Ctrl-C keeps the best weights so far: TrainingInterrupted carries them (`trained`, None before the first
+    epoch ended) for the run to save.
+    """
+    train_inputs = preprocessing.transform(*rows_of(data, train_rows))
+    validate_inputs = preprocessing.transform(*rows_of(data, validate_rows))
+    train_loader = tutorial.batch_loader(train_inputs, data.targets[train_rows],
+                                         min(training.batch_size, len(train_rows)), shuffle=True, seed=training.seed)
+    validate_loader = tutorial.batch_loader(validate_inputs, data.targets[validate_rows], EVALUATION_BATCH_SIZE)
+    torch.manual_seed(training.seed)
+    network = tutorial.Network(preprocessing.width, len(data.classes))
+    model = (CodedInputs(network, len(data.features), preprocessing.sizes) if data.categorical else network).to(device)
+    weights = balanced_weights(data.targets[train_rows], len(data.classes)) \
+        if training.class_weight == "balanced" else None
+    loss_fn, optimizer = tutorial.loss_and_optimizer(model, training.lr, None if weights is None else weights.to(device))
+    best, history = {}, []
+
+    def save():
+        best["state"] = {name: tensor.detach().to("cpu", copy=True) for name, tensor in network.state_dict().items()}
+
+    def trained(epoch):
+        return Trained(best["state"], epoch, history, preprocessing, data.features, data.classes, data.label,
+                       data.layout, training.seed, split)
+
+    try:
+        history = tutorial.train(model, train_loader, validate_loader, loss_fn, optimizer, training.epochs, device,
+                                 save, training.patience)
+        best_epoch = 1 + min(range(len(history)), key=lambda epoch: history[epoch][1])
+        if training.refit:
+            best["state"] = train_again(tutorial, training, network, model, loss_fn, train_inputs, validate_inputs,
+                                        torch.cat([data.targets[train_rows], data.targets[validate_rows]]),
+                                        best_epoch, device)
+    except TrainingInterrupted as interrupted:
+        interrupted.trained = trained(interrupted.epoch) if interrupted.epoch else None
+        raise
+    print("Finished Training")
+    if training.patience:
+        kept = (f"then trained again on the {len(train_rows) + len(validate_rows):,} training and validation rows for "
+                f"{best_epoch} epochs, the model kept") if training.refit else "the model kept"
+        print(f"Trained for {len(history)} epochs: " + (
+            f"the validation loss last improved in epoch {best_epoch}; {kept}\n" if len(history) < training.epochs
+            else f"the most there are; the validation loss was lowest in epoch {best_epoch}; {kept}\n"))
+    else:
+        print(f"Kept the model of epoch {best_epoch}, whose validation loss was the lowest "
+              f"({history[best_epoch - 1][1]:.4f})\n")
+    return trained(best_epoch)
+
+
+def train_again(tutorial, training, network, model, loss_fn, train_inputs, validate_inputs, targets, epochs, device):
+    """Train the network again from its first weights on the training and validation rows together, for the
+    epochs the validation rows chose (a small table has few rows to spare); returns its weights."""
+    torch.manual_seed(training.seed)
+    network.load_state_dict(tutorial.Network(network.layer1.in_features, network.layer3.out_features).state_dict())
+    model.to(device)
+    rows = torch.cat([train_inputs, validate_inputs])
+    loader = tutorial.batch_loader(rows, targets, min(training.batch_size, len(rows)), shuffle=True,
+                                   seed=training.seed)
+    optimizer = tutorial.loss_and_optimizer(model, training.lr)[1]
+    validate = tutorial.batch_loader(validate_inputs, targets[len(train_inputs):], EVALUATION_BATCH_SIZE)
+    try:
+        with quiet():  # its validation figures would be of rows it trains on
+            tutorial.train(model, loader, validate, loss_fn, optimizer, epochs, device, lambda: None)
+    except TrainingInterrupted:
+        raise TrainingInterrupted(epochs) from None  # the first training's best weights are kept
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in network.state_dict().items()}
+
+
+def quiet():
+    import contextlib
+    import io
+
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+def trained_network(tutorial, trained):
+    """The trained network as it was trained: on standardized numbers, then category numbers."""
+    preprocessing = trained.preprocessing
+    network = tutorial.Network(preprocessing.width, len(trained.classes))
+    network.load_state_dict(trained.state)
+    network.eval()
+    return CodedInputs(network, len(trained.features), preprocessing.sizes) if preprocessing.categorical else network
+
+
+def save_trained(tutorial, trained, checkpoint, files):
+    """Stage NetModel.pth (raw-input weights, by the tutorial's save_model) and NetModel.json; return the model
+    loaded from the staged file."""
+    preprocessing = trained.preprocessing
+    network = tutorial.Network(preprocessing.width, len(trained.classes))
+    network.load_state_dict(trained.state)
+    preprocessing.scaling.fold(network.layer1)
+    state = network.state_dict()
+    record = ModelRecord.from_training(preprocessing, trained.classes, trained.label, trained.layout, trained.seed,
+                                       trained.split, state)
+    tutorial.save_model(state, files.stage(checkpoint))
+    record.save(files.stage(metadata_path(checkpoint)))
+    saved = load_model(files.stage(checkpoint), tutorial.Network(preprocessing.width, len(trained.classes)),
+                       record.weights_sha256)
+    return preprocessing.model(saved)
+
+
+def check_saved_model(tutorial, trained, model, inputs):
+    """The saved model must give the trained network's classes on the test rows (coded raw rows in)."""
+    with torch.no_grad():
+        expected = trained_network(tutorial, trained)(trained.preprocessing.scaling.standardized(inputs)).numpy()
+        saved = model(inputs).numpy()
+    _, same_classes = compare_scores(expected, saved)
+    if not same_classes:
+        raise RunError("the saved model does not give the trained network's classes on the test rows "
+                       "(a numeric fault in folding the scaling); nothing was saved; please report it")
