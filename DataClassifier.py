@@ -33,10 +33,8 @@ try:  # the libraries take a second or two to load: Ctrl-C meanwhile ends quietl
     from torch.utils.data import DataLoader, TensorDataset
 
     from classifier_kit import app, onnx_export
-    from classifier_kit.cells import class_text
-    from classifier_kit.columns import (MINIMUM_ROWS, check_label_is_classes, class_numbers, column_roles,
-                                        numeric_matrix, rows_to_use, sorted_classes, text_codes)
-    from classifier_kit.errors import InputError, RunError, column_list, first_line
+    from classifier_kit.columns import table_data
+    from classifier_kit.errors import InputError, RunError, first_line
     from classifier_kit.outputs import atomic_path, write_model
     from classifier_kit.preprocessing import CodedInputs
     from classifier_kit.record import IRIS_LABEL, ModelRecord, load_model
@@ -65,63 +63,19 @@ TUTORIAL = {"data": DEFAULT_DATA, "label": DEFAULT_LABEL, "epochs": DEFAULT_EPOC
 # Load the data
 # ---------------------------------------------------------------------------
 
-class Data:
-    """A table turned into tensors: raw float32 numbers (NaN: blank), category codes, class numbers, names.
-
-    categories: per categorical feature, (codes, values): codes an int32 array with each row's
-    index into values (its distinct texts; -1: blank). Only the table's first rows are kept
-    (for show_data), so a big table's memory is freed. layout: how the table was read (kept
-    in the model's record).
-    """
-
-    def __init__(self, head, inputs, targets, features, classes, label, left_out=(), categorical=(), categories=(),
-                 layout=None):
-        self.head = head
-        self.left_out = list(left_out)  # (column, why) of the columns that are not features
-        self.inputs = inputs
-        self.targets = targets
-        self.features = features
-        self.classes = classes
-        self.label = label
-        self.categorical = list(categorical)
-        self.categories = list(categories)
-        self.layout = layout or {}
-
-
 def load_data(path, label, features=None, sheet=None, drop_missing=False, classes=None, layout=None,
               categorical=None):
-    """Read the table and convert it to tensors.
+    """Read the table and convert it to tensors (a Data: numbers, category codes, class numbers, names).
 
-    features: the input columns (default: every column whose role is a feature, see
-    column_roles). categorical: number columns to take as categories. classes: the class
-    names in index order, when a trained model fixes them (default: the label's values,
-    sorted). layout: separator, decimal mark and header row when options give them
-    (default: detected). Blank feature cells stay blank (NaN, or code -1): the model fills
-    them. Rows whose label is blank are left out, and so are rows with any blank feature
-    cell with drop_missing.
+    features: the input columns (default: every column whose role is a feature). categorical:
+    number columns to take as categories. classes: the class names in index order, when a
+    trained model fixes them (default: the label's values, sorted). layout: separator, decimal
+    mark and header row when options give them (default: detected). Blank feature cells stay
+    blank: the model fills them. Rows whose label is blank are left out, and so are rows with
+    any blank feature cell with drop_missing.
     """
     table = read_table(path, sheet, text_columns=[label] + list(categorical or []), layout=layout, wanted=[label])
-    if label not in table.columns:
-        raise InputError(f"{path}: no column '{label}' to predict; the columns there are: "
-                         f"{column_list(table.columns)}; name one with --label")
-    numbers, texts, left_out = column_roles(table, label, path, features, categorical or [])
-    if classes is None:
-        check_label_is_classes(table, label, path)
-    table = rows_to_use(table, numbers, texts, label, drop_missing)
-    if len(table) < MINIMUM_ROWS:
-        raise InputError(f"{path}: {len(table)} data rows; at least {MINIMUM_ROWS} are needed so that the "
-                         "training, validation (20 %) and test (30 %) sets are not empty")
-    inputs = torch.from_numpy(numeric_matrix(table, numbers, path))
-    categories = [text_codes(table[column]) for column in texts]
-    codes, names = text_codes(table[label], class_text)
-    if classes is None:
-        classes = sorted_classes(names)
-        if len(classes) < 2:
-            raise InputError(f"{path}: column '{label}' holds a single class ('{classes[0]}'); "
-                             "at least two are needed to train a classifier")
-    targets = torch.from_numpy(class_numbers(codes, names, classes, table.index, path, label))
-    return Data(table.head(), inputs, targets, numbers, classes, label, left_out, texts, categories,
-                table.attrs["layout"])
+    return table_data(table, path, label, features, categorical or [], classes, drop_missing)
 
 
 def show_data(data):

@@ -5,9 +5,10 @@ import sys
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .errors import InputError, column_list, spreadsheet_rows
-from .cells import CODE, blank_cells, category_text, cell_number, float32_values, number_words
+from .cells import CODE, blank_cells, category_text, cell_number, class_text, float32_values, number_words
 from .tables import check_columns
 
 
@@ -310,3 +311,54 @@ def class_numbers(codes, names, classes, index, path, label):
         raise InputError(f"{path}: column '{label}', row {index[row] + 2} holds '{names[codes[row]]}', "
                          f"which is not one of the model's classes: {column_list(classes)}")
     return numbers
+
+
+class Data:
+    """A table turned into tensors: raw float32 numbers (NaN: blank), category codes, class numbers, names.
+
+    categories: per categorical feature, (codes, values): codes an int32 array with each row's
+    index into values (its distinct texts; -1: blank). Only the table's first rows are kept
+    (for show_data), so a big table's memory is freed. layout: how the table was read (kept
+    in the model's record).
+    """
+
+    def __init__(self, head, inputs, targets, features, classes, label, left_out=(), categorical=(), categories=(),
+                 layout=None):
+        self.head = head
+        self.left_out = list(left_out)  # (column, why) of the columns that are not features
+        self.inputs = inputs
+        self.targets = targets
+        self.features = features
+        self.classes = classes
+        self.label = label
+        self.categorical = list(categorical)
+        self.categories = list(categories)
+        self.layout = layout or {}
+
+
+def table_data(table, path, label, features=None, categorical=(), classes=None, drop_missing=False):
+    """A table read by read_table as a Data: the roles of its columns (column_roles), the rows to use, the number
+    features as float32 (NaN: blank), each categorical feature's codes, and each row's class number."""
+    if label not in table.columns:
+        raise InputError(f"{path}: no column '{label}' to predict; the columns there are: "
+                         f"{column_list(table.columns)}; name one with --label")
+    numbers, texts, left_out = column_roles(table, label, path, features, categorical)
+    if classes is None:
+        check_label_is_classes(table, label, path)
+    table = rows_to_use(table, numbers, texts, label, drop_missing)
+    if len(table) < MINIMUM_ROWS:
+        raise InputError(f"{path}: {len(table)} data rows; at least {MINIMUM_ROWS} are needed so that the "
+                         "training, validation (20 %) and test (30 %) sets are not empty")
+    inputs = torch.from_numpy(numeric_matrix(table, numbers, path))
+    categories = [text_codes(table[column]) for column in texts]
+    codes, names = text_codes(table[label], class_text)
+    if classes is None:
+        classes = sorted_classes(names)
+        if len(classes) < 2:
+            raise InputError(f"{path}: column '{label}' holds a single class ('{classes[0]}'); "
+                             "at least two are needed to train a classifier")
+    targets = torch.from_numpy(class_numbers(codes, names, classes, table.index, path, label))
+    return Data(table.head(), inputs, targets, numbers, classes, label, left_out, texts, categories,
+                table.attrs["layout"])
+
+

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import dc, run_main
+from classifier_kit.columns import Data
 from classifier_kit.onnx_export import categories_of
 from classifier_kit.preprocessing import CodedInputs, Preprocessing, rows_of
 
@@ -77,7 +78,7 @@ def test_coded_rows_give_the_same_scores_as_the_one_hot_row():
 
 
 def test_fill_values_and_categories_come_from_the_training_rows_only():
-    data = dc.Data(None, torch.tensor([[1.0], [np.nan], [3.0], [100.0]]), torch.tensor([0, 1, 0, 1]), ["x"],
+    data = Data(None, torch.tensor([[1.0], [np.nan], [3.0], [100.0]]), torch.tensor([0, 1, 0, 1]), ["x"],
                    ["a", "b"], "y", categorical=["c"],
                    categories=[(np.array([0, 1, -1, 2], dtype=np.int32), ["red", "blue", "green"])])
     preprocessing = Preprocessing.fit(data, torch.tensor([0, 1, 2]))
@@ -272,7 +273,7 @@ def test_a_model_of_text_features_only_predicts_and_tests_again(tmp_path, capsys
 def test_a_many_valued_text_column_keeps_its_frequent_values_and_the_rest_is_other():
     values = [f"city {number:03d}" for number in range(130)]  # 100 of them in three rows, 30 in one
     codes = np.array([number % 100 for number in range(300)] + list(range(100, 130)) + [-1], dtype=np.int32)
-    data = dc.Data(None, torch.zeros(len(codes), 1), torch.zeros(len(codes), dtype=torch.long), ["x"], ["a", "b"],
+    data = Data(None, torch.zeros(len(codes), 1), torch.zeros(len(codes), dtype=torch.long), ["x"], ["a", "b"],
                    "y", categorical=["city"], categories=[(codes, values)])
     preprocessing = Preprocessing.fit(data, torch.arange(len(codes)))
     assert preprocessing.categories == [values[:100] + [""]] and preprocessing.other == [True]
