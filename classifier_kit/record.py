@@ -1,4 +1,5 @@
 """The model's record: NetModel.json beside NetModel.pth, what it holds, and the checkpoint's checks."""
+import dataclasses
 import hashlib
 import json
 import math
@@ -40,6 +41,7 @@ def metadata_path(checkpoint):
 RECORD_FORMAT = 2  # 1: before the record held the table's layout, the split and a fingerprint of itself
 
 
+@dataclasses.dataclass
 class ModelRecord:
     """What a trained model is, and how its table was read: the one owner of NetModel.json.
 
@@ -55,32 +57,47 @@ class ModelRecord:
     it; load() reads it back and refuses a record that was edited, or that is not one.
     """
 
-    FIELDS = ("format", "features", "categorical_features", "categories", "rare_as_other", "fill", "input_offset",
-              "classes", "label", "layout", "seed", "split", "weights_sha256")
+    features: list
+    categorical_features: list
+    categories: list
+    rare_as_other: list
+    fill: list | None
+    input_offset: list | None
+    classes: list
+    label: str
+    layout: dict
+    seed: int | None
+    split: dict
+    weights_sha256: str | None
 
-    def __init__(self, features, classes, label, categorical_features=(), categories=(), fill=None,
-                 input_offset=None, layout=None, seed=None, split=None, weights_sha256=None, rare_as_other=None):
-        self.features, self.classes, self.label = list(features), list(classes), label
-        self.categorical_features = list(categorical_features)
-        self.categories = [list(values) for values in categories]
-        self.fill = None if fill is None else [float(value) for value in fill]
-        self.input_offset = None if input_offset is None else [float(value) for value in input_offset]
-        self.layout, self.seed, self.split = dict(layout or {}), seed, dict(split or {})
-        self.weights_sha256 = weights_sha256
-        self.rare_as_other = list(rare_as_other) if rare_as_other is not None else [False] * len(self.categories)  # the tutorial's checkpoint, taken as the Iris model for want of a record
+    def __post_init__(self):
+        self.features, self.classes = list(self.features), list(self.classes)
+        self.categorical_features = list(self.categorical_features)
+        self.categories = [list(values) for values in self.categories]
+        self.fill = None if self.fill is None else [float(value) for value in self.fill]
+        self.input_offset = None if self.input_offset is None else [float(value) for value in self.input_offset]
+        self.layout, self.split = dict(self.layout or {}), dict(self.split or {})
+        self.rare_as_other = list(self.rare_as_other) if self.rare_as_other is not None else \
+            [False] * len(self.categories)
+
+    @classmethod
+    def fields(cls):
+        """The record's fields, in NetModel.json's order (after "format"): the one list save, load and the
+        fingerprint read."""
+        return [field.name for field in dataclasses.fields(cls)]
 
     @classmethod
     def iris(cls):
         """The tutorial's bare NetModel.pth: the Iris sheet's four measurements and three species, no fill values."""
-        return cls(IRIS_FEATURES, IRIS_CLASSES, IRIS_LABEL)
+        return cls(IRIS_FEATURES, [], [], [], None, None, IRIS_CLASSES, IRIS_LABEL, {}, None, {}, None)
 
     @classmethod
     def from_training(cls, preprocessing, classes, label, layout, seed, split, state_dict):
         """The record of a model just trained: what preprocessing learned, the table's layout, the split."""
-        return cls(preprocessing.features, classes, label, preprocessing.categorical, preprocessing.categories,
+        return cls(preprocessing.features, preprocessing.categorical, preprocessing.categories, preprocessing.other,
                    [float(str(np.float32(value))) for value in preprocessing.fill],  # as float32 holds them: 5.8
-                   None if preprocessing.offset is None else preprocessing.offset, layout, seed, split,
-                   weights_fingerprint(state_dict), rare_as_other=preprocessing.other)
+                   None if preprocessing.offset is None else preprocessing.offset, classes, label, layout, seed, split,
+                   weights_fingerprint(state_dict))
 
     @property
     def inputs(self):
@@ -96,12 +113,7 @@ class ModelRecord:
 
     def content(self):
         """The record as NetModel.json holds it, less its fingerprint."""
-        content = {"format": RECORD_FORMAT, "features": self.features, "classes": self.classes, "label": self.label,
-                   "categorical_features": self.categorical_features, "categories": self.categories,
-                   "rare_as_other": self.rare_as_other,
-                   "fill": self.fill, "input_offset": self.input_offset, "layout": self.layout, "seed": self.seed,
-                   "split": self.split, "weights_sha256": self.weights_sha256}
-        return {key: content[key] for key in self.FIELDS}
+        return {"format": RECORD_FORMAT, **{name: getattr(self, name) for name in self.fields()}}
 
     def save(self, path):
         content = self.content()
@@ -127,14 +139,11 @@ class ModelRecord:
             raise InputError(f"{path}: not the record DataClassifier writes beside {os.path.basename(checkpoint)} "
                              f"({first_line(error)}); train the model again, or delete the record to take the "
                              "checkpoint as the tutorial's Iris model") from None
-        if content.get("fingerprint") != fingerprint({key: content[key] for key in cls.FIELDS}):
+        if content.get("fingerprint") != fingerprint({key: content[key] for key in ["format"] + cls.fields()}):
             raise InputError(f"{path} was changed after training: what it holds no longer matches its fingerprint "
                              "(classes, features, categories or fill values edited?); an edited record would make "
                              "the model answer wrongly, so train the model again or restore the record")
-        return cls(content["features"], content["classes"], content["label"], content["categorical_features"],
-                   content["categories"], content["fill"], content["input_offset"], content["layout"],
-                   content["seed"], content["split"], content["weights_sha256"],
-                   rare_as_other=content["rare_as_other"])
+        return cls(**{name: content[name] for name in cls.fields()})
 
     def check_options(self, args):
         """The label and features given as options must agree with the record: it decides."""
@@ -195,7 +204,7 @@ def check_record(record):
     if record.get("format") != RECORD_FORMAT:
         raise ValueError(f"it is of format {record.get('format', 1)}, written by an earlier DataClassifier; this one "
                          f"reads format {RECORD_FORMAT}")
-    missing = [key for key in ModelRecord.FIELDS + ("fingerprint",) if key not in record]
+    missing = [key for key in ["format"] + ModelRecord.fields() + ["fingerprint"] if key not in record]
     if missing:
         raise ValueError(f"it lacks {', '.join(missing)}")
     texts("features", 0 if record["categorical_features"] else 1)  # none when every feature is text
