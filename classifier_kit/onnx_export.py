@@ -61,81 +61,109 @@ def add_probabilities(exported, class_count):
                                                                ["batch_size", class_count]))
 
 
+class GraphPart:
+    """Nodes and constants that converters add in front of the network, each step writing its own."""
+
+    def __init__(self):
+        self.nodes, self.constants = [], []
+
+    def constant(self, array, name):
+        from onnx import numpy_helper
+
+        self.constants.append(numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, operator, inputs, output, **attributes):
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(operator, inputs, [output], **attributes))
+        return output
+
+
+def fill_step(part, source, fill):
+    """Preprocessing's fill: a blank number (NaN) becomes its feature's fill value (Imputer)."""
+    return part.node("Imputer", [source], "filled", domain="ai.onnx.ml",
+                     imputed_value_floats=[float(value) for value in fill], replaced_value_float=math.nan)
+
+
+def offset_step(part, source, offset):
+    """CodedInputs' offset, taken away from the numbers (Sub)."""
+    return part.node("Sub", [source, part.constant(np.asarray(offset, np.float32), "input_offset")], "centred")
+
+
+def one_hot_step(part, source, position, values):
+    """One categorical feature's one-hot columns from the `categories` input (Gather, OneHotEncoder, Reshape): one
+    per value kept, a value never seen or rare setting none; a missing marker ('NA', 'None' ...) is a blank, as in
+    training, so it sets the blank's ('') column (MatMul)."""
+    markers = [marker for marker in MISSING_MARKERS if marker not in values] if "" in values else []
+    cats = values + markers or [NO_VALUE_KEPT]  # every value rare: one column that no cell sets
+    column = part.node("Gather", [source, part.constant(np.array([position], np.int64), f"category_column_{position}")],
+                       f"category_{position}", axis=1)
+    one_hot = part.node("OneHotEncoder", [column], f"one_hot_3d_{position}", domain="ai.onnx.ml", cats_strings=cats,
+                        zeros=1)
+    shape = part.constant(np.array([-1, len(cats)], np.int64), f"one_hot_shape_{position}")
+    if not markers:
+        return part.node("Reshape", [one_hot, shape], f"one_hot_known_{position}")
+    marked = part.node("Reshape", [one_hot, shape], f"one_hot_marked_{position}")
+    merge = np.zeros((len(cats), len(values)), np.float32)
+    merge[np.arange(len(values)), np.arange(len(values))] = 1
+    merge[len(values):, values.index("")] = 1
+    return part.node("MatMul", [marked, part.constant(merge, f"blank_markers_{position}")], f"one_hot_known_{position}")
+
+
+def other_step(part, source, position, width, kept):
+    """The 'other' column after a feature's `width` one-hot columns: 1 when none of them is set, a rare or never
+    seen value (MatMul, Sub, Concat); with no value kept (`kept` 0), 'other' is the only column."""
+    count = part.node("MatMul", [source, part.constant(np.ones((width, 1), np.float32), f"ones_{position}")],
+                      f"known_count_{position}")
+    other = part.node("Sub", [part.constant(np.ones(1, np.float32), f"one_{position}"), count], f"other_{position}")
+    if not kept:
+        return other
+    return part.node("Concat", [source, other], f"one_hot_known_and_other_{position}", axis=1)
+
+
 def onnx_preprocessing(exported, preprocessing):
-    """Put the Preprocessing in front of the exported network, as ai.onnx.ml opset 1 nodes.
+    """Put the Preprocessing in front of the exported network, one converter a step, as ai.onnx.ml opset 1 nodes.
 
     Inputs: `input` float [batch_size, number features] (NaN: blank) and, with categorical
-    features, `categories` string [batch_size, categorical features] ('': blank). Imputer
-    fills the blanks, Sub takes away the offset, and per categorical feature a Gather and a
-    OneHotEncoder (a value never seen: all zeros) make its one-hot columns; Concat joins them
+    features, `categories` string [batch_size, categorical features] ('': blank): fill_step,
+    offset_step, then per categorical feature one_hot_step and other_step; Concat joins them
     into the network's input. Windows ML reads these operators since Windows 10 1809.
     """
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     graph = exported.graph
     for node in graph.node:  # the network now reads the encoded row
         node.input[:] = ["encoded" if name == "input" else name for name in node.input]
-    count, parts, nodes, constants = len(preprocessing.features), [], [], []
+    part, parts, new_inputs = GraphPart(), [], []
     inputs = [graph.input[number] for number in range(len(graph.input)) if graph.input[number].name != "input"]
-    new_inputs = []
-    if count:
-        new_inputs.append(helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch_size", count]))
-        nodes.append(helper.make_node("Imputer", ["input"], ["filled"], domain="ai.onnx.ml",
-                                      imputed_value_floats=[float(value) for value in preprocessing.fill],
-                                      replaced_value_float=math.nan))
-        parts.append("filled")
+    if preprocessing.features:
+        new_inputs.append(helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                        ["batch_size", len(preprocessing.features)]))
+        parts.append(fill_step(part, "input", preprocessing.fill))
         if preprocessing.offset is not None:
-            constants.append(numpy_helper.from_array(preprocessing.offset.astype(np.float32), "input_offset"))
-            nodes.append(helper.make_node("Sub", ["filled", "input_offset"], ["centred"]))
-            parts[-1] = "centred"
+            parts[-1] = offset_step(part, parts[-1], preprocessing.offset)
     if preprocessing.categorical:
         new_inputs.append(helper.make_tensor_value_info("categories", TensorProto.STRING,
                                                         ["batch_size", len(preprocessing.categorical)]))
-    for position, values in enumerate(preprocessing.categories):
-        # a missing marker ('NA', 'None', ...) is a blank, as in training: its column is the blank's ('')
-        markers = [marker for marker in MISSING_MARKERS if marker not in values] if "" in values else []
-        cats = values + markers or [NO_VALUE_KEPT]  # every value rare: one column that no cell sets
-        constants += [numpy_helper.from_array(np.array([position], np.int64), f"category_column_{position}"),
-                      numpy_helper.from_array(np.array([-1, len(cats)], np.int64), f"one_hot_shape_{position}")]
-        nodes += [helper.make_node("Gather", ["categories", f"category_column_{position}"], [f"category_{position}"],
-                                   axis=1),
-                  helper.make_node("OneHotEncoder", [f"category_{position}"], [f"one_hot_3d_{position}"],
-                                   domain="ai.onnx.ml", cats_strings=cats, zeros=1),
-                  helper.make_node("Reshape", [f"one_hot_3d_{position}", f"one_hot_shape_{position}"],
-                                   [f"one_hot_marked_{position}" if markers else f"one_hot_known_{position}"])]
-        if markers:
-            merge = np.zeros((len(cats), len(values)), np.float32)
-            merge[np.arange(len(values)), np.arange(len(values))] = 1
-            merge[len(values):, values.index("")] = 1
-            constants.append(numpy_helper.from_array(merge, f"blank_markers_{position}"))
-            nodes.append(helper.make_node("MatMul", [f"one_hot_marked_{position}", f"blank_markers_{position}"],
-                                          [f"one_hot_known_{position}"]))
-        if preprocessing.other[position]:  # a rare or unseen value sets none of the known columns: 'other' is 1
-            constants += [numpy_helper.from_array(np.ones((len(cats) if not values else len(values), 1), np.float32),
-                                                  f"ones_{position}"),
-                          numpy_helper.from_array(np.ones(1, np.float32), f"one_{position}")]
-            nodes += [helper.make_node("MatMul", [f"one_hot_known_{position}", f"ones_{position}"],
-                                       [f"known_count_{position}"]),
-                      helper.make_node("Sub", [f"one_{position}", f"known_count_{position}"], [f"other_{position}"]),
-                      helper.make_node("Concat", [f"one_hot_known_{position}", f"other_{position}"],
-                                       [f"one_hot_known_and_other_{position}"], axis=1)]
-            if not values:  # 'other' is the only column
-                nodes.pop()
-        parts.append(nodes[-1].output[0])
+    for position, (values, other) in enumerate(zip(preprocessing.categories, preprocessing.other)):
+        parts.append(one_hot_step(part, "categories", position, values))
+        if other:
+            parts[-1] = other_step(part, parts[-1], position, len(values) or 1, len(values))
     if len(parts) == 1:  # the filled numbers alone
-        nodes[-1].output[:] = ["encoded"]
+        part.nodes[-1].output[:] = ["encoded"]
     else:
-        nodes.append(helper.make_node("Concat", parts, ["encoded"], axis=1))
+        part.node("Concat", parts, "encoded", axis=1)
     if exported.ir_version < 4:  # IR version 3 (opset 7) lists every initializer among the inputs
         new_inputs += [helper.make_tensor_value_info(constant.name, constant.data_type, list(constant.dims))
-                       for constant in constants]
+                       for constant in part.constants]
     del graph.input[:]
     graph.input.extend(new_inputs + inputs)
-    graph.initializer.extend(constants)
+    graph.initializer.extend(part.constants)
     network_nodes = list(graph.node)
     del graph.node[:]
-    graph.node.extend(nodes + network_nodes)
+    graph.node.extend(part.nodes + network_nodes)
     exported.opset_import.append(onnx.helper.make_opsetid("ai.onnx.ml", 1))
 
 
