@@ -32,7 +32,7 @@ def main(argv, tutorial):
     options = None
     try:
         options = command_line.parse_args(argv, tutorial.TUTORIAL)
-        command_line.note_ignored_options(options)
+        command_line.note_ignored_options(options, tutorial.TUTORIAL)
         MODES[options.mode](options, tutorial)
         sys.stdout.flush()
         return 0
@@ -87,7 +87,7 @@ def train_run(options, tutorial):
     with OutputFiles(*command_line.planned_files(options)) as files:
         data = tutorial.load_data(options.data, options.label, options.features, options.sheet, options.drop_missing,
                                   layout=options.layout, categorical=options.categorical)
-        show_table(tutorial, data, options)
+        show_table(tutorial, data, options.class_weight == "balanced")
         rows = tutorial.split_data(len(data.targets), options.seed)
         preprocessing = Preprocessing.fit(data, rows[0])
         show_preprocessing(data, preprocessing, rows[0])
@@ -108,7 +108,7 @@ def train_run(options, tutorial):
         check_saved_model(tutorial, trained, model, test_rows.inputs[:CHECK_ROWS])
         del data  # from here on only the test rows are needed: a big table's tensors are freed
         test_and_convert(tutorial, options, files, model.to(device), test_rows, preprocessing, device,
-                         trained.history, cross_validation)
+                         trained.history, cross_validation, options.class_weight == "balanced")
         files.commit()
 
 
@@ -124,12 +124,12 @@ def test_run(options, tutorial):
                                   record.classes, record.layout_for(options.data, options.layout),
                                   record.categorical_features)
         record.check_roles(data, options.data)
-        show_table(tutorial, data, options)
+        show_table(tutorial, data, False)
         if record.split and record.split["rows"] != len(data.targets):
             print(f"note: {options.data} gives {len(data.targets)} rows where the model was trained on "
                   f"{record.split['rows']}, so its test rows are not the training run's own (some of them may have "
                   "been trained on)\n")
-        rows = tutorial.split_data(len(data.targets), options.seed if record.seed is None else record.seed)
+        rows = tutorial.split_data(len(data.targets), tutorial.DEFAULT_SEED if record.seed is None else record.seed)
         preprocessing = record.preprocessing()
         prediction.check_fillable(preprocessing, data.inputs.numpy(), options.data)
         show_preprocessing(data, preprocessing, rows[0])
@@ -137,7 +137,7 @@ def test_run(options, tutorial):
         print("The model will be running on", device, "device\n")
         model, _ = tutorial.load_trained(options.checkpoint, record)
         del data
-        test_and_convert(tutorial, options, files, model.to(device), test_rows, preprocessing, device, [], {})
+        test_and_convert(tutorial, options, files, model.to(device), test_rows, preprocessing, device, [], {}, False)
         files.commit()
 
 
@@ -192,11 +192,12 @@ def saved_record(options, finished=False):
     return (record, done) if finished else record
 
 
-def show_table(tutorial, data, options):
-    """The tutorial's look at the table, and a note on classes far rarer than others."""
+def show_table(tutorial, data, weighted):
+    """The tutorial's look at the table, and a note on classes far rarer than others (weighted: the training
+    weighs them up)."""
     tutorial.show_data(data)
     note = imbalance_note(torch.bincount(data.targets, minlength=len(data.classes)).numpy(), data.classes,
-                          weighted=options.class_weight == "balanced")
+                          weighted=weighted)
     if note:
         print(note + "\n")
 
@@ -218,9 +219,10 @@ class TestRows:
                    data.features, data.classes)
 
 
-def test_and_convert(tutorial, options, files, model, test_rows, preprocessing, device, history, cross_validation):
+def test_and_convert(tutorial, options, files, model, test_rows, preprocessing, device, history, cross_validation,
+                     weighted):
     """The tutorial's test and test per class, the report, and the conversion to Network.onnx; --metrics and
-    --plot's pictures, all staged in `files`."""
+    --plot's pictures, all staged in `files`. weighted: the model was trained with class weights."""
     classes = test_rows.classes
     test_loader = tutorial.batch_loader(test_rows.inputs, test_rows.targets, EVALUATION_BATCH_SIZE)
     tutorial.test(model, test_loader, device)
@@ -228,7 +230,7 @@ def test_and_convert(tutorial, options, files, model, test_rows, preprocessing, 
     predicted, actual = tutorial.predict_classes(model, test_loader, device)
     report = class_report(predicted, actual, classes)
     print_report(report)
-    note = imbalance_note(None, classes, report, weighted=options.class_weight == "balanced")
+    note = imbalance_note(None, classes, report, weighted=weighted)
     if note:
         print(note)
     if options.metrics:

@@ -143,48 +143,89 @@ def build_parser(defaults):
     return parser
 
 
+# Each mode's settings: the options it reads, frozen once parsed; an option given to a mode that has no field for
+# it does nothing there, and the run says so (note_ignored_options).
 @dataclasses.dataclass(frozen=True)
-class Options:
-    """The command line, decided once: every option (a default where it was not given), `given`, the names of
-    those the command line set, and `mode`, what the run does: train, skip-training (test a trained model),
-    predict (one row) or predict-file (a table). Nothing changes it afterwards."""
+class Settings:
+    """What every mode has: `given`, the names of the options the command line set (the rest are defaults), the
+    mode, the model's label and columns (a trained model's record must agree), and where the model is."""
 
-    data: str
-    sheet: str | None
+    given: frozenset
+    mode: str
     label: str
     features: list | None
     categorical: list
-    drop_missing: bool
+    output_dir: str
+    checkpoint: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """How a table is read, where the options say (the rest is detected)."""
+
+    sheet: str | None
     separator: str | None
     decimal: str | None
     header_row: int | None
-    epochs: int
-    lr: float
-    batch_size: int
-    seed: int
+
+    @property
+    def layout(self):
+        return Layout(self.separator, self.decimal, self.header_row)
+
+
+@dataclasses.dataclass(frozen=True)
+class Testing:
+    """What a run that tests a model on a table and converts it reads."""
+
+    data: str
+    drop_missing: bool
     device: str
-    class_weight: str | None
-    folds: int | None
-    skip_training: bool
-    output_dir: str
-    checkpoint: str
     no_onnx: bool
     opset: int
     plot: bool
     metrics: str | None
-    predict: list | None
-    predict_file: str | None
-    given: frozenset
-    mode: str
 
-    @property
-    def layout(self):
-        """How the options ask for a table to be read (the rest is detected)."""
-        return Layout(self.separator, self.decimal, self.header_row)
+
+@dataclasses.dataclass(frozen=True)
+class PredictRow(Settings):
+    """--predict: one row's values."""
+
+    predict: list
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictTable(Reading, Settings):
+    """--predict-file: a table to predict, and --metrics against its label."""
+
+    predict_file: str
+    metrics: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class TestSaved(Testing, Reading, Settings):
+    """--skip-training: a saved model tested on its own test rows (its record's seed and split)."""
+
+    skip_training: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Train(Testing, Reading, Settings):
+    """The tutorial's run: train, test, convert."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    seed: int
+    class_weight: str | None
+    folds: int | None
+
+
+MODE_SETTINGS = {"train": Train, "skip-training": TestSaved, "predict": PredictRow, "predict-file": PredictTable}
+MODE_OPTION = {"skip-training": "skip_training", "predict": "predict", "predict-file": "predict_file"}
 
 
 def parse_args(argv, defaults):
-    """The Options of a command line.
+    """The settings of a command line's mode (MODE_SETTINGS), with every option it reads.
 
     Column names are taken in composed Unicode (NFC), as the tables' own are.
     """
@@ -210,7 +251,8 @@ def parse_args(argv, defaults):
         args.checkpoint = os.path.join(args.output_dir, "NetModel.pth")
     elif args.mode == "train" and "output_dir" not in args.given:  # the run's outputs go where its model goes
         args.output_dir = os.path.dirname(args.checkpoint) or "."
-    return Options(**vars(args))
+    settings = MODE_SETTINGS[args.mode]
+    return settings(**{field.name: getattr(args, field.name) for field in dataclasses.fields(settings)})
 
 
 def values_as_values(argv):
@@ -226,21 +268,14 @@ def values_as_values(argv):
     return argv
 
 
-# Options that do nothing in a mode, named in a note when given.
-IGNORED = {
-    "--predict": ["data", "sheet", "drop_missing", "separator", "decimal", "header_row", "epochs", "lr", "batch_size",
-                  "seed", "device", "skip_training", "no_onnx", "opset", "plot", "metrics", "class_weight", "folds"],
-    "--predict-file": ["data", "drop_missing", "epochs", "lr", "batch_size", "seed", "device", "skip_training",
-                       "no_onnx", "opset", "plot", "class_weight", "folds"],
-    "--skip-training": ["epochs", "lr", "batch_size", "class_weight", "folds", "seed"],
-}
-
-
-def note_ignored_options(args):
-    option = f"--{args.mode}"
-    ignored = [f"--{name.replace('_', '-')}" for name in IGNORED.get(option, []) if name in args.given]
+def note_ignored_options(settings, defaults):
+    """Name the options given that the mode has no field for: they do nothing there."""
+    used = {field.name for field in dataclasses.fields(settings)} | {MODE_OPTION.get(settings.mode)}
+    order = [action.dest for action in build_parser(defaults)._actions]
+    ignored = [f"--{name.replace('_', '-')}" for name in order if name in settings.given and name not in used]
     if ignored:
-        why = "it trains nothing, and tests the training run's own test rows" if args.mode == "skip-training" \
+        option = f"--{settings.mode}"
+        why = "it trains nothing, and tests the training run's own test rows" if settings.mode == "skip-training" \
             else "prediction trains nothing"
         print(f"note: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} nothing with {option} ({why}) "
               f"and {'is' if len(ignored) == 1 else 'are'} ignored", file=sys.stderr)
