@@ -112,3 +112,23 @@ def test_check_python_says_whether_this_python_runs_dataclassifier():
                             text=True)
     assert result.returncode == 0
     assert result.stdout == f"Python {sys.version_info[0]}.{sys.version_info[1]}: DataClassifier runs on it\n"
+
+
+def test_every_command_the_readme_shows_runs_as_shown(tmp_path, capsys, monkeypatch):
+    """Each `python DataClassifier.py ...` line of the README's code blocks, in order, from a folder that holds
+    what the README's paths name."""
+    import shlex
+    import shutil
+
+    shutil.copytree(os.path.join(ROOT, "docs", "example"), tmp_path / "docs" / "example")
+    monkeypatch.chdir(tmp_path)
+    inside, commands = False, []
+    for line in readme().splitlines():
+        if line.startswith("```"):
+            inside = not inside
+        elif inside and line.startswith("python DataClassifier.py"):
+            commands.append(line)
+    assert len(commands) >= 4
+    for command in commands:
+        code, out, err = run_main(capsys, *shlex.split(command)[2:], "--device", "cpu")
+        assert code == 0, f"{command}: {err}"
