@@ -53,6 +53,13 @@ TABLES = {
     "countries": ("gapminder", "gapminder", "continent", "142 countries over 12 years: a text column of many values"),
     "carseats": ("ISLR", "Carseats", "ShelveLoc", "400 rows: a table of a few hundred"),
     "diamonds": ("ggplot2", "diamonds", "cut", "53,940 rows, cut, colour and clarity as text"),
+    # Added for tables where trees are far ahead of a linear model, and more imbalanced ones
+    "auto": ("ISLR", "Auto", "origin", "392 cars by origin (1, 2, 3): trees far ahead of a linear model"),
+    "glass": ("MASS", "fgl", "type", "214 glass fragments, 6 types: trees far ahead, a small table"),
+    "parabolic": ("modeldata", "parabolic", "class", "500 rows, two classes split by a curve"),
+    "churn": ("modeldata", "mlc_churn", "churn", "5,000 phone customers, 14 % leave: trees far ahead"),
+    "hpc": ("modeldata", "hpc_data", "class", "4,331 computing jobs, 4 classes of run time, the smallest 4 %"),
+    "caravan": ("ISLR", "Caravan", "Purchase", "5,822 customers, 85 columns, 6 % buy"),
 }
 
 
@@ -73,7 +80,7 @@ def balanced_accuracy(actual, predicted, classes):
     return float(np.mean(recalls))
 
 
-IMBALANCED = ["titanic", "credit", "attrition", "default", "mortgage"]
+IMBALANCED = ["titanic", "credit", "attrition", "default", "mortgage", "churn", "hpc", "caravan"]
 
 
 def dataclassifier(path, label, seed, folder, options=()):
@@ -118,7 +125,12 @@ def person_columns(path, label):
     return (np.column_stack(numbers) if numbers else empty), (np.column_stack(codes) if codes else empty.astype(int))
 
 
-def sklearn_pipelines(columns, targets, fit_rows, test_rows, class_weight=None):
+def competitors(columns, targets, fit_rows, test_rows, class_weight=None, which=("logistic", "boosting", "lightgbm",
+                                                                                "catboost")):
+    """What a user would pick instead, each at its defaults, trained on the same rows with the same columns, and
+    their predictions for the test rows: the LogisticRegression pipeline (median fill, scaling, one-hot),
+    HistGradientBoosting (native categories and blanks), LightGBM (native categories) and CatBoost (its own
+    categorical handling)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.impute import SimpleImputer
@@ -129,57 +141,104 @@ def sklearn_pipelines(columns, targets, fit_rows, test_rows, class_weight=None):
     numbers, codes = columns
     assert len(numbers) == len(targets), "the person's rows are DataClassifier's rows"
     count = numbers.shape[1]
+    category_columns = list(range(count, count + codes.shape[1]))
     as_text = codes.astype(str)  # blank: '-1', a category of its own, as DataClassifier takes it
     mixed = np.concatenate([numbers, as_text], axis=1).astype(object)
-    logistic = make_pipeline(
-        ColumnTransformer([("numbers", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
-                            list(range(count))),
-                           ("categories", OneHotEncoder(handle_unknown="ignore"),
-                            list(range(count, count + codes.shape[1])))]),
-        LogisticRegression(max_iter=5000, class_weight=class_weight))
-    logistic.fit(mixed[fit_rows], targets[fit_rows])
-    ordinal = np.where(codes < 0, np.nan, codes).astype(np.float64)
-    boosting = HistGradientBoostingClassifier(categorical_features=list(range(count, count + codes.shape[1])) or None,
-                                              random_state=0)
-    boosting.fit(np.concatenate([numbers, ordinal], axis=1)[fit_rows], targets[fit_rows])
-    return (logistic.predict(mixed[test_rows]),
-            boosting.predict(np.concatenate([numbers, ordinal], axis=1)[test_rows]))
+    ordinal = np.concatenate([numbers, np.where(codes < 0, np.nan, codes).astype(np.float64)], axis=1)
+    predicted = {}
+    if "logistic" in which:
+        logistic = make_pipeline(
+            ColumnTransformer([("numbers", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                                list(range(count))),
+                               ("categories", OneHotEncoder(handle_unknown="ignore"), category_columns)]),
+            LogisticRegression(max_iter=5000, class_weight=class_weight))
+        logistic.fit(mixed[fit_rows], targets[fit_rows])
+        predicted["logistic"] = logistic.predict(mixed[test_rows])
+    if "boosting" in which:
+        boosting = HistGradientBoostingClassifier(categorical_features=category_columns or None, random_state=0)
+        boosting.fit(ordinal[fit_rows], targets[fit_rows])
+        predicted["boosting"] = boosting.predict(ordinal[test_rows])
+    if "lightgbm" in which:
+        import lightgbm
+
+        frame = lightgbm_frame(numbers, codes)
+        model = lightgbm.LGBMClassifier(random_state=0, verbose=-1, n_jobs=2, class_weight=class_weight)
+        model.fit(frame.iloc[fit_rows], targets[fit_rows])
+        predicted["lightgbm"] = model.predict(frame.iloc[test_rows])
+    if "catboost" in which:
+        import catboost
+
+        model = catboost.CatBoostClassifier(random_seed=0, verbose=0, thread_count=2, allow_writing_files=False,
+                                            cat_features=category_columns,
+                                            auto_class_weights="Balanced" if class_weight else None)
+        model.fit(catboost_rows(numbers, as_text)[fit_rows], targets[fit_rows])
+        predicted["catboost"] = np.asarray(model.predict(catboost_rows(numbers, as_text)[test_rows])).ravel()
+    return predicted
+
+
+def lightgbm_frame(numbers, codes):
+    import pandas as pd
+
+    frame = pd.DataFrame(numbers, columns=[f"n{position}" for position in range(numbers.shape[1])])
+    for position in range(codes.shape[1]):
+        frame[f"c{position}"] = pd.Categorical(np.where(codes[:, position] < 0, -1, codes[:, position]))
+    return frame
+
+
+def catboost_rows(numbers, as_text):
+    rows = np.empty((len(numbers), numbers.shape[1] + as_text.shape[1]), dtype=object)
+    rows[:, :numbers.shape[1]] = numbers
+    rows[:, numbers.shape[1]:] = as_text
+    return rows
+
+
+COMPETITORS = ("logistic", "boosting", "lightgbm", "catboost")
+NAMES = {"ours": "DataClassifier", "logistic": "LogReg", "boosting": "HGB", "lightgbm": "LightGBM",
+         "catboost": "CatBoost"}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--tables", nargs="+", choices=list(TABLES))
+    parser.add_argument("--competitors", nargs="+", choices=COMPETITORS, default=list(COMPETITORS))
     parser.add_argument("--class-weight", action="store_true", help="the imbalanced tables, with and without weights")
+    parser.add_argument("--options", nargs=argparse.REMAINDER, default=[],
+                        help="DataClassifier options for every run (after the rest)")
     args = parser.parse_args()
     if args.class_weight:
         return class_weights(args.tables or IMBALANCED, args.seeds)
     args.tables = args.tables or list(TABLES)
-    print("| table | rows | what it has | DataClassifier accuracy / balanced | LogReg | HGB | seconds a run |")
-    print("|---|---|---|---|---|---|---|")
-    totals = {name: [] for name in ("ours", "logistic", "boosting")}
+    keys = ["ours"] + list(args.competitors)
+    print("Accuracy / balanced accuracy on the test rows, mean over seeds 1.."
+          f"{args.seeds} (and the standard deviation of accuracy over the seeds)\n")
+    print("| table | rows | " + " | ".join(NAMES[key] for key in keys) + " | seconds a run |")
+    print("|---|---|" + "---|" * len(keys) + "---|")
+    totals = {key: [] for key in keys}
     for name in args.tables:
         package, item, label, about = TABLES[name]
         path = table_file(name)
-        scores, seconds, columns = {key: [] for key in totals}, [], person_columns(path, label)
+        scores, seconds, columns = {key: [] for key in keys}, [], person_columns(path, label)
         for seed in range(1, args.seeds + 1):
             with tempfile.TemporaryDirectory() as folder:
-                data, fit_rows, test_rows, ours = dataclassifier(path, label, seed, folder)
+                data, fit_rows, test_rows, ours = dataclassifier(path, label, seed, folder, args.options)
                 seconds.append(dataclassifier.seconds)
-            logistic, boosting = sklearn_pipelines(columns, data.targets.numpy(), fit_rows, test_rows)
+            predicted = competitors(columns, data.targets.numpy(), fit_rows, test_rows, which=args.competitors)
+            predicted["ours"] = ours
             actual = data.targets.numpy()[test_rows]
-            for key, predicted in (("ours", ours), ("logistic", logistic), ("boosting", boosting)):
-                scores[key].append((100 * np.mean(predicted == actual),
-                                    100 * balanced_accuracy(actual, predicted, len(data.classes))))
+            for key in keys:
+                scores[key].append((100 * np.mean(predicted[key] == actual),
+                                    100 * balanced_accuracy(actual, predicted[key], len(data.classes))))
         means = {key: tuple(statistics.mean(values) for values in zip(*pairs)) for key, pairs in scores.items()}
-        for key in totals:
-            totals[key].append(means[key])
-        cells = " | ".join(f"{means[key][0]:.1f} / {means[key][1]:.1f}" for key in ("ours", "logistic", "boosting"))
-        print(f"| {name} ({package} {item}, label {label}) | {len(data.targets)} | {about} | {cells} | "
-              f"{statistics.mean(seconds):.1f} |", flush=True)
+        spread = {key: statistics.stdev([pair[0] for pair in pairs]) if len(pairs) > 1 else 0.0
+                  for key, pairs in scores.items()}
+        for key in keys:
+            totals[key].append(means[key] + (spread[key],))
+        cells = " | ".join(f"{means[key][0]:.1f} / {means[key][1]:.1f} ({spread[key]:.1f})" for key in keys)
+        print(f"| {name} | {len(data.targets)} | {cells} | {statistics.mean(seconds):.1f} |", flush=True)
     mean = {key: tuple(statistics.mean(values) for values in zip(*rows)) for key, rows in totals.items()}
-    cells = " | ".join(f"{mean[key][0]:.1f} / {mean[key][1]:.1f}" for key in ("ours", "logistic", "boosting"))
-    print(f"| mean | | | {cells} | |")
+    cells = " | ".join(f"{mean[key][0]:.1f} / {mean[key][1]:.1f} ({mean[key][2]:.1f})" for key in keys)
+    print(f"| mean of {len(args.tables)} | | {cells} | |")
 
 
 def class_weights(tables, seeds):
@@ -197,8 +256,8 @@ def class_weights(tables, seeds):
                     data, fit_rows, test_rows, ours = dataclassifier(path, label, seed, folder, options)
                 actual = data.targets.numpy()[test_rows]
                 row.append(100 * balanced_accuracy(actual, ours, len(data.classes)))
-            logistic, _ = sklearn_pipelines(person_columns(path, label), data.targets.numpy(), fit_rows, test_rows,
-                                            class_weight="balanced")
+            logistic = competitors(person_columns(path, label), data.targets.numpy(), fit_rows, test_rows,
+                                   class_weight="balanced", which=["logistic"])["logistic"]
             row.append(100 * balanced_accuracy(actual, logistic, len(data.classes)))
             scores.append(row)
         counts = np.bincount(data.targets.numpy())
