@@ -18,9 +18,10 @@ from .onnx_export import CHECK_ROWS, compare_scores
 from .outputs import CommitInterrupted, OutputFiles, finish_stopped_commit, stop_on_terminate, write_json
 from .pictures import import_pyplot, write_pictures
 from .preprocessing import CodedInputs, Preprocessing, raw_rows, rows_of, show_preprocessing
-from .quality import class_report, cross_validate, imbalance_note, print_report
-from .record import ModelRecord, load_model, metadata_path
-from .training import TrainingInterrupted, balanced_weights, training_for
+from .quality import class_report, cross_validate, held_out_line, imbalance_note, print_report
+from .record import (MOST_ROWS_REMEMBERED, ModelRecord, learned_rows_among, load_model, metadata_path,
+                     row_fingerprints, rows_learned)
+from .training import SMALL_TABLE_ROWS, TrainingInterrupted, balanced_weights, training_for
 
 EVALUATION_BATCH_SIZE = 4096  # validation and test need no gradients, so they run in large batches
 
@@ -79,15 +80,17 @@ def unexpected(error):
 # ---------------------------------------------------------------------------
 
 def train_run(options, tutorial):
-    """The tutorial's run: load, train, save, test, test per class, convert; every output staged until the whole
-    run has succeeded, then committed together."""
+    """The tutorial's run: load, train, test, test per class, save, convert; every output staged until the whole
+    run has succeeded, then committed together. A table of more than SMALL_TABLE_ROWS rows is then learned again
+    from every labelled row, the way the tested model was trained, and that is the model saved."""
     device = tutorial.choose_device(options.device)
+    weighted = options.class_weight == "balanced"
     if options.plot:
         import_pyplot()
     with OutputFiles(*command_line.planned_files(options)) as files:
         data = tutorial.load_data(options.data, options.label, options.features, options.sheet, options.drop_missing,
                                   layout=options.layout, categorical=options.categorical)
-        show_table(tutorial, data, options.class_weight == "balanced")
+        show_table(tutorial, data, weighted)
         rows = tutorial.split_data(len(data.targets), options.seed)
         preprocessing = Preprocessing.fit(data, rows[0])
         show_preprocessing(data, preprocessing, rows[0])
@@ -97,19 +100,45 @@ def train_run(options, tutorial):
                                                                            device)) if options.folds else {}
         print("The model will be running on", device, "device\n")
         split = {"rows": len(data.targets), "train": len(rows[0]), "validate": len(rows[1]), "test": len(rows[2])}
+        learned = torch.cat(rows[:2]) if training.refit else rows[0]
         try:
-            trained = train_model(tutorial, training, data, preprocessing, rows[0], rows[1], device, split)
+            trained = train_model(tutorial, training, data, preprocessing, rows[0], rows[1], device,
+                                  learned_split(split, data, learned))
         except TrainingInterrupted as interrupted:
             if interrupted.trained:  # the best weights so far are saved, with their record
                 save_trained(tutorial, interrupted.trained, options.checkpoint, files)
                 files.commit([options.checkpoint, metadata_path(options.checkpoint)])
             raise
-        model = save_trained(tutorial, trained, options.checkpoint, files)
+        model = raw_input_model(tutorial, trained)
         check_saved_model(tutorial, trained, model, test_rows.inputs[:CHECK_ROWS])
+        predicted, actual, report = test_model(tutorial, model.to(device), test_rows, device, weighted, 0)
+        final = trained
+        if len(data.targets) > SMALL_TABLE_ROWS:
+            try:
+                final = train_on_every_row(tutorial, training, data, trained, device,
+                                           learned_split(split, data, torch.arange(len(data.targets))))
+            except TrainingInterrupted:  # the tested model is kept
+                save_trained(tutorial, trained, options.checkpoint, files)
+                files.commit([options.checkpoint, metadata_path(options.checkpoint)])
+                raise TrainingInterrupted(trained.epoch) from None
         del data  # from here on only the test rows are needed: a big table's tensors are freed
-        test_and_convert(tutorial, options, files, model.to(device), test_rows, preprocessing, device,
-                         trained.history, cross_validation, options.class_weight == "balanced")
+        saved = save_trained(tutorial, final, options.checkpoint, files)
+        if final is trained:
+            check_saved_model(tutorial, trained, saved, test_rows.inputs[:CHECK_ROWS])
+        convert_outputs(tutorial, options, files, saved.to(device), test_rows, final.preprocessing,
+                        dict(report, **cross_validation), trained.history, predicted, actual)
         files.commit()
+
+
+def learned_split(split, data, rows):
+    """The record's split, with how many rows the model learned from and (up to MOST_ROWS_REMEMBERED rows) their
+    fingerprints, so that a later run can tell whether a table's rows were held out from it."""
+    learned = dict(split, learned_from=len(rows))
+    if len(data.targets) <= MOST_ROWS_REMEMBERED:
+        labels = [data.classes[number] for number in data.targets[rows].tolist()]
+        categories = [(codes[rows.numpy()], values) for codes, values in data.categories]
+        learned["rows_learned"] = rows_learned(row_fingerprints(data.inputs[rows].numpy(), categories, labels))
+    return learned
 
 
 def test_run(options, tutorial):
@@ -134,11 +163,23 @@ def test_run(options, tutorial):
         prediction.check_fillable(preprocessing, data.inputs.numpy(), options.data)
         show_preprocessing(data, preprocessing, rows[0])
         test_rows = TestRows.of(data, preprocessing, rows[2])
+        learned = learned_among(record, data, rows[2])
         print("The model will be running on", device, "device\n")
         model, _ = tutorial.load_trained(options.checkpoint, record)
         del data
-        test_and_convert(tutorial, options, files, model.to(device), test_rows, preprocessing, device, [], {}, False)
+        predicted, actual, report = test_model(tutorial, model.to(device), test_rows, device, False, learned)
+        convert_outputs(tutorial, options, files, model.to(device), test_rows, preprocessing, report, [], predicted,
+                        actual)
         files.commit()
+
+
+def learned_among(record, data, rows):
+    """How many of the table's `rows` the record's model learned from (None: its record cannot tell)."""
+    if len(rows) == 0:
+        return 0
+    labels = [data.classes[number] for number in data.targets[rows].tolist()]
+    categories = [(codes[rows.numpy()], values) for codes, values in data.categories]
+    return learned_rows_among(record.split, row_fingerprints(data.inputs[rows].numpy(), categories, labels))
 
 
 def predict_row(options, tutorial):
@@ -219,10 +260,10 @@ class TestRows:
                    data.features, data.classes)
 
 
-def test_and_convert(tutorial, options, files, model, test_rows, preprocessing, device, history, cross_validation,
-                     weighted):
-    """The tutorial's test and test per class, the report, and the conversion to Network.onnx; --metrics and
-    --plot's pictures, all staged in `files`. weighted: the model was trained with class weights."""
+def test_model(tutorial, model, test_rows, device, weighted, learned):
+    """The tutorial's test and test per class, then the report, and whether the test rows were held out from the
+    model (learned: how many of them it learned from; None when its record cannot tell). weighted: the model was
+    trained with class weights. Returns the predicted and true classes, and the report."""
     classes = test_rows.classes
     test_loader = tutorial.batch_loader(test_rows.inputs, test_rows.targets, EVALUATION_BATCH_SIZE)
     tutorial.test(model, test_loader, device)
@@ -233,14 +274,20 @@ def test_and_convert(tutorial, options, files, model, test_rows, preprocessing, 
     note = imbalance_note(None, classes, report, weighted=weighted)
     if note:
         print(note)
+    print(held_out_line(len(test_rows.targets), learned, "test rows"))
+    return predicted, actual, report
+
+
+def convert_outputs(tutorial, options, files, model, test_rows, preprocessing, figures, history, predicted, actual):
+    """Stage --metrics' figures, Network.onnx (converted from the saved model and checked) and --plot's pictures."""
     if options.metrics:
-        write_json(dict(report, **cross_validation), files.stage(options.metrics))
+        write_json(figures, files.stage(options.metrics))
     if not options.no_onnx:
         path = os.path.join(options.output_dir, "Network.onnx")
-        tutorial.convert(model, path, options.opset, test_rows.features, classes, test_rows.raw, files.stage(path),
-                         preprocessing)
+        tutorial.convert(model, path, options.opset, test_rows.features, test_rows.classes, test_rows.raw,
+                         files.stage(path), preprocessing)
     if options.plot:
-        write_pictures(options.output_dir, files, history, predicted, actual, classes)
+        write_pictures(options.output_dir, files, history, predicted, actual, test_rows.classes)
 
 
 # ---------------------------------------------------------------------------
@@ -349,14 +396,50 @@ def trained_network(tutorial, trained):
     return CodedInputs(network, len(trained.features), preprocessing.sizes) if preprocessing.categorical else network
 
 
+def train_on_every_row(tutorial, training, data, trained, device, split):
+    """Learn again from every labelled row, the test rows too (as ML.NET Model Builder does once it has evaluated),
+    the way the tested model was trained: its preprocessing fitted on all the rows, the same settings, for the
+    epochs the validation rows chose. Returns what is saved."""
+    rows = torch.arange(len(data.targets))
+    preprocessing = Preprocessing.fit(data, rows)
+    inputs = preprocessing.transform(*rows_of(data, rows))
+    loader = tutorial.batch_loader(inputs, data.targets, min(training.batch_size, len(rows)), shuffle=True,
+                                   seed=training.seed)
+    check = tutorial.batch_loader(inputs[:EVALUATION_BATCH_SIZE], data.targets[:EVALUATION_BATCH_SIZE],
+                                  EVALUATION_BATCH_SIZE)
+    torch.manual_seed(training.seed)
+    network = tutorial.Network(preprocessing.width, len(data.classes))
+    model = (CodedInputs(network, len(data.features), preprocessing.sizes) if data.categorical else network).to(device)
+    weights = balanced_weights(data.targets, len(data.classes)) if training.class_weight == "balanced" else None
+    loss_fn, optimizer = tutorial.loss_and_optimizer(model, training.lr, None if weights is None else weights.to(device))
+    with quiet():  # its figures would be of rows it learns from
+        history = tutorial.train(model, loader, check, loss_fn, optimizer, trained.epoch, device, lambda: None)
+    state = {name: tensor.detach().to("cpu", copy=True) for name, tensor in network.state_dict().items()}
+    print(f"Then learned again from all {len(rows):,} labelled rows for {trained.epoch} epochs, as the tested model "
+          f"was trained: the saved model learned from every row, the {split['test']:,} test rows too\n")
+    return Trained(state, trained.epoch, history, preprocessing, data.features, data.classes, data.label, data.layout,
+                   training.seed, split)
+
+
+def folded_network(tutorial, trained):
+    """The trained network with the scaling folded into its first layer: the network as it is saved, taking raw
+    numbers."""
+    network = tutorial.Network(trained.preprocessing.width, len(trained.classes))
+    network.load_state_dict(trained.state)
+    trained.preprocessing.scaling.fold(network.layer1)
+    return network.eval()
+
+
+def raw_input_model(tutorial, trained):
+    """The model as it is saved, taking coded raw rows (Preprocessing.encode)."""
+    return trained.preprocessing.model(folded_network(tutorial, trained))
+
+
 def save_trained(tutorial, trained, checkpoint, files):
     """Stage NetModel.pth (raw-input weights, by the tutorial's save_model) and NetModel.json; return the model
     loaded from the staged file."""
     preprocessing = trained.preprocessing
-    network = tutorial.Network(preprocessing.width, len(trained.classes))
-    network.load_state_dict(trained.state)
-    preprocessing.scaling.fold(network.layer1)
-    state = network.state_dict()
+    state = folded_network(tutorial, trained).state_dict()
     record = ModelRecord.from_training(preprocessing, trained.classes, trained.label, trained.layout, trained.seed,
                                        trained.split, state)
     tutorial.save_model(state, files.stage(checkpoint))

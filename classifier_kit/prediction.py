@@ -12,7 +12,8 @@ from .cells import cells_as_numbers, class_text
 from .tables import check_columns, read_table
 from .columns import numeric_matrix, text_codes
 from .outputs import atomic_path, write_json
-from .quality import class_report
+from .quality import class_report, held_out_line
+from .record import learned_rows_among, row_fingerprints
 
 
 def probabilities(model, inputs):
@@ -35,7 +36,7 @@ def predict(model, record, texts):
                          f"('' for a blank); got {len(texts)}")
     cells = pd.DataFrame([texts], columns=pd.Index(record.inputs), dtype=object)
     decimal = record.layout.get("decimal") or "."
-    chances = model_answers(model, record, cells, "--predict", decimal, predict=True)[0].tolist()
+    chances = model_answers(model, record, cells, "--predict", decimal, predict=True)[0][0].tolist()
     classes = record.classes
     best = max(range(len(classes)), key=chances.__getitem__)
     print(f"{classes[best]} ({100 * chances[best]:.1f} %)")
@@ -48,14 +49,14 @@ def predict(model, record, texts):
 def model_answers(model, record, cells, where, decimal, predict=False):
     """Each row's probabilities: `cells` (a table as the file holds it, or --predict's values) read by the cell
     rules training used (numbers with the table's decimal mark, blanks, words, category texts), then
-    preprocessed as in training."""
+    preprocessed as in training; and the rows as the model read them (numbers, categories)."""
     preprocessing = record.preprocessing()
     numbers = numeric_matrix(cells_as_numbers(cells[record.features].copy(), (), decimal), record.features, where,
                              cells if predict else None)
     check_fillable(preprocessing, numbers, where)
     categories = [text_codes(cells[column]) for column in record.categorical_features]
     warn_unseen(preprocessing, categories)
-    return probabilities(model, preprocessing.encode(numbers, categories)).numpy()
+    return probabilities(model, preprocessing.encode(numbers, categories)).numpy(), (numbers, categories)
 
 
 def check_fillable(preprocessing, numbers, where):
@@ -95,7 +96,7 @@ def predict_file(model, record, path, sheet, destination, staged=None, layout=No
     table = read_table(path, sheet, text_columns=[label], cells_as_read=True, layout=record.layout_for(path, layout),
                        wanted=record.inputs)
     check_columns(table, record.inputs, path, f"the file (the model was trained on {', '.join(record.inputs)})")
-    chances = model_answers(model, record, table, str(path), table.attrs["layout"]["decimal"])
+    chances, read = model_answers(model, record, table, str(path), table.attrs["layout"]["decimal"])
     predicted = chances.argmax(axis=1)
     predictions, renamed = table.copy(), []
     for name, values in [("Predicted", [classes[number] for number in predicted])] + \
@@ -108,7 +109,7 @@ def predict_file(model, record, path, sheet, destination, staged=None, layout=No
         predictions[column] = values
     report = None
     if label in table.columns:
-        report = label_report(table[label], predicted, record, path)
+        report = label_report(table[label], predicted, record, path, read)
     elif metrics:
         raise InputError(f"{path}: --metrics needs the label column '{label}' in the table, to compare with")
     with contextlib.nullcontext(staged) if staged else atomic_path(destination) as temporary:
@@ -121,6 +122,7 @@ def predict_file(model, record, path, sheet, destination, staged=None, layout=No
         print(f"Accuracy against the '{label}' column: no rows to count")
     elif report is not None:
         print(f"Accuracy against the '{label}' column: {100 * report['accuracy']:.1f} % of {report['rows']} rows")
+        print(held_out_line(report["rows"], report["rows_learned_from"], "rows"))
         if report["rows_left_out"]:
             unknown = report["rows_left_out"]
             print(f"Not counted: {unknown['count']} row{'' if unknown['count'] == 1 else 's'} whose '{label}' is "
@@ -128,15 +130,20 @@ def predict_file(model, record, path, sheet, destination, staged=None, layout=No
     return predictions
 
 
-def label_report(labels, predicted, record, path):
+def label_report(labels, predicted, record, path, read):
     """The report (quality.class_report) on the rows whose label is one of the model's classes, read by the
-    label's cell rule (class_text), and what rows were not counted and why."""
+    label's cell rule (class_text), how many of them the model learned from (`read`: the rows as the model read
+    them; None when its record cannot tell), and what rows were not counted and why."""
     codes, names = text_codes(labels, class_text)
     number_of = {name: number for number, name in enumerate(record.classes)}
     actual = np.array([number_of.get(name, -1) for name in names] + [-1])[codes]
     known = actual >= 0
     report = class_report(torch.from_numpy(predicted[known]), torch.from_numpy(actual[known]), record.classes)
     report["rows"] = int(known.sum())
+    numbers, categories = read
+    report["rows_learned_from"] = learned_rows_among(record.split, row_fingerprints(
+        np.asarray(numbers)[known], [(values_codes[known], values) for values_codes, values in categories],
+        [record.classes[number] for number in actual[known]]))
     unknown = sorted({names[code] if code >= 0 else "" for code in codes[~known]})
     report["rows_left_out"] = {"count": int((~known).sum()), "values": unknown} if len(unknown) else None
     return report

@@ -120,3 +120,17 @@ def cross_validate(args, data, test_fold):
           f"{100 * summary['balanced_accuracy']['mean']:.1f} % ({100 * summary['balanced_accuracy']['std']:.1f}), "
           f"macro F1 mean {summary['macro_f1']['mean']:.2f} ({summary['macro_f1']['std']:.2f})\n")
     return {"folds": reports, "cross_validation": summary}
+
+
+def held_out_line(count, learned, rows):
+    """Whether `count` rows a figure is of were held out from the model, `learned` of them being rows it learned
+    from (None: its record cannot tell)."""
+    if learned is None:
+        return f"note: this model's record cannot tell whether it learned from these {count:,} {rows}"
+    if learned == 0:
+        return f"The {count:,} {rows} were held out: the model never learned from them"
+    if learned == count:
+        return (f"note: the model learned from all {count:,} of these {rows}, so these figures are not of rows held "
+                "out from it")
+    return (f"note: {learned:,} of these {count:,} {rows} are rows the model learned from (or have the very cells of "
+            "one), so these figures are partly of rows it has seen")

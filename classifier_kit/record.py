@@ -33,6 +33,42 @@ def weights_fingerprint(state_dict):
     return digest.hexdigest()
 
 
+def row_fingerprints(numbers, categories, labels):
+    """A 32-bit hash of each row as the model reads it (its numbers as float32, blanks alike; its category texts;
+    its class), to tell later whether a table's rows are rows a model learned from. categories: per categorical
+    feature, (codes, values); labels: each row's class text."""
+    numbers = np.asarray(numbers, dtype=np.float32) + np.float32(0)  # -0.0 is 0.0
+    numbers[np.isnan(numbers)] = np.float32("nan")  # one NaN
+    hashes = np.empty(len(numbers), dtype=np.uint32)
+    texts = [np.array(list(values) + [""], dtype=object)[codes] for codes, values in categories]
+    for row in range(len(numbers)):
+        cells = "\x1f".join([str(column[row]) for column in texts] + [str(labels[row])])
+        digest = hashlib.blake2b(numbers[row].tobytes() + cells.encode("utf-8"), digest_size=4).digest()
+        hashes[row] = int.from_bytes(digest, "little")
+    return hashes
+
+
+MOST_ROWS_REMEMBERED = 200_000  # a model of a larger table keeps no fingerprints of its rows (the record's size)
+
+
+def rows_learned(hashes):
+    """The record's form of the fingerprints of the rows a model learned from: sorted, as base64 text."""
+    import base64
+
+    return base64.b64encode(np.unique(hashes).astype("<u4").tobytes()).decode("ascii")
+
+
+def learned_rows_among(record_split, hashes):
+    """How many of the rows (their fingerprints) the model learned from; None when its record cannot tell."""
+    import base64
+
+    text = record_split.get("rows_learned")
+    if not isinstance(text, str):
+        return None
+    learned = np.frombuffer(base64.b64decode(text), dtype="<u4")
+    return int(np.isin(hashes, learned).sum())
+
+
 def metadata_path(checkpoint):
     """Where the record of a checkpoint lives: NetModel.pth -> NetModel.json."""
     return os.path.splitext(checkpoint)[0] + ".json"

@@ -67,6 +67,11 @@ def messages():
                 if not parts[0].startswith(("note:", "warning:")):
                     continue
                 call = node
+            elif isinstance(node, ast.Return) and isinstance(node.value, (ast.JoinedStr, ast.Constant, ast.BinOp)) \
+                    and literal_parts(node.value)[0].startswith(("note:", "warning:")):
+                found.append((f"{os.path.relpath(path, ROOT)}:{node.lineno}",
+                              [part.strip() for part in literal_parts(node.value)]))
+                continue
             if call is None or not call.args:
                 continue
             message = call.args[0]

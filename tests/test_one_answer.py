@@ -182,10 +182,13 @@ def test_every_path_gives_each_row_the_same_answer(name, tmp_path, capsys, monke
     assert code == 0, err
     code, _, err = run_main(capsys, "--data", path, "--skip-training", "--no-onnx", "--output-dir", tmp_path)
     assert code == 0, err
-    trained, tested_again = seen
+    tested, trained = seen  # the training run's tested model, and the saved model on the same test rows
     record = ModelRecord.load(str(tmp_path / "NetModel.pth"))
     test_rows = dc.split_data(len(cells), 1)[2].numpy()
-    np.testing.assert_allclose(tested_again, trained, atol=1e-5)
+    if len(cells) <= 250:  # the model tested is the model saved; a larger table's saved model learned every row
+        np.testing.assert_allclose(tested, trained, atol=1e-5)
+    else:
+        assert record.split["learned_from"] == len(cells)
 
     code, out, err = run_main(capsys, "--predict-file", path, "--output-dir", tmp_path, "--metrics",
                               tmp_path / "metrics.json")
@@ -308,7 +311,7 @@ def test_other_in_network_onnx_at_every_opset(tmp_path, capsys, opset):
                               "country", "--epochs", 3, "--opset", opset, "--output-dir", tmp_path)
     assert code == 0, err
     record = ModelRecord.load(str(tmp_path / "NetModel.pth"))
-    assert record.rare_as_other == [True] and 20 < len(record.categories[0]) < 100  # those in two training rows
+    assert record.rare_as_other == [True] and 20 < len(record.categories[0]) <= 100  # those in two labelled rows
     assert "Rare values grouped as one category, 'other' (past 100 values, those of a single training row): country" \
         in out
     record_values = set(record.categories[0])

@@ -275,15 +275,50 @@ def test_a_small_table_is_trained_again_on_its_training_and_validation_rows(tmp_
     best = 1 + losses.index(min(losses))
     assert (f"Trained for {len(epochs)} epochs: the validation loss last improved in epoch {best}; then trained again "
             f"on the 280 training and validation rows for {best} epochs, the model kept") in out
-    first = network_weights(tmp_path)
-    code, out, err = run_main(capsys, "--data", tmp_path / "small.csv", "--label", "kind", "--no-onnx", "--epochs",
-                              best, "--output-dir", tmp_path / "without")
+    assert (f"Then learned again from all 400 labelled rows for {best} epochs, as the tested model was trained: the "
+            "saved model learned from every row, the 120 test rows too") in out
+    assert "The 120 test rows were held out: the model never learned from them" in out
+    assert json.loads((tmp_path / "NetModel.json").read_text())["split"]["learned_from"] == 400
+    code, out, err = run_main(capsys, "--data", tmp_path / "small.csv", "--skip-training", "--no-onnx",
+                              "--output-dir", tmp_path)
     assert code == 0, err
-    assert not torch.equal(first, network_weights(tmp_path / "without"))  # the kept model is not the first one
+    assert ("note: the model learned from all 120 of these test rows, so these figures are not of rows held out from "
+            "it") in out
 
 
-def network_weights(folder):
-    return torch.load(folder / "NetModel.pth", weights_only=True)["layer1.weight"]
+def test_predict_file_says_whether_its_rows_were_held_out_from_the_model(tmp_path, capsys):
+    blobs(rows=400, classes=3, features=3, spread=1.5).to_csv(tmp_path / "small.csv", index=False)
+    blobs(rows=50, classes=3, features=3, spread=1.5, seed=5).to_csv(tmp_path / "new.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "small.csv", "--label", "kind", "--no-onnx",
+                              "--output-dir", tmp_path)
+    assert code == 0, err
+    code, out, err = run_main(capsys, "--predict-file", tmp_path / "new.csv", "--output-dir", tmp_path)
+    assert code == 0, err
+    assert "The 50 rows were held out: the model never learned from them" in out
+    mixed = pd.concat([pd.read_csv(tmp_path / "new.csv"), pd.read_csv(tmp_path / "small.csv").head(7)])
+    mixed.to_csv(tmp_path / "mixed.csv", index=False)
+    code, out, err = run_main(capsys, "--predict-file", tmp_path / "mixed.csv", "--output-dir", tmp_path)
+    assert code == 0, err
+    assert ("note: 7 of these 57 rows are rows the model learned from (or have the very cells of one), so these "
+            "figures are partly of rows it has seen") in out
+
+
+def test_ctrl_c_while_learning_from_every_row_keeps_the_tested_model(tmp_path, capsys, monkeypatch):
+    from classifier_kit import app
+
+    blobs(rows=400, classes=3, features=3, spread=1.5).to_csv(tmp_path / "small.csv", index=False)
+
+    def interrupted(*args, **kwargs):
+        raise dc.TrainingInterrupted(0)
+
+    monkeypatch.setattr(app, "train_on_every_row", interrupted)
+    code, out, err = run_main(capsys, "--data", tmp_path / "small.csv", "--label", "kind", "--no-onnx",
+                              "--output-dir", tmp_path)
+    assert code == 130
+    assert "Interrupted: training stopped; the best model so far (epoch " in err
+    record = json.loads((tmp_path / "NetModel.json").read_text())
+    assert record["split"]["learned_from"] == 280  # the tested model: its training and validation rows
+    assert record["weights_sha256"] == weights_fingerprint(torch.load(tmp_path / "NetModel.pth", weights_only=True))
 
 
 def test_ctrl_c_while_a_small_table_trains_again_keeps_the_first_trainings_best(tmp_path, capsys, monkeypatch):
