@@ -35,8 +35,6 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 import DataClassifier as dc  # noqa: E402
-from classifier_kit.prediction import probabilities
-from classifier_kit.preprocessing import rows_of
 
 # name: (R package, data set, label, what it has)
 TABLES = {
@@ -75,41 +73,68 @@ def table_file(name):
     return path
 
 
-def balanced_accuracy(actual, predicted, classes):
-    recalls = [np.mean(predicted[actual == number] == number) for number in range(classes) if (actual == number).any()]
+def balanced_accuracy(actual, predicted):
+    recalls = [np.mean(predicted[actual == name] == name) for name in np.unique(actual)]
     return float(np.mean(recalls))
 
 
 IMBALANCED = ["titanic", "credit", "attrition", "default", "mortgage", "churn", "hpc", "caravan"]
 
 
+def labelled_rows(path, label):
+    """The table's cells as written, less the rows whose label is empty (no one can score those)."""
+    import pandas as pd
+
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return table[table[label].str.strip() != ""].reset_index(drop=True)
+
+
+def holdout(rows, seed):
+    """The seed's 70 / 30 split of the labelled rows: (rows to learn from, rows to score)."""
+    order = np.random.default_rng(seed).permutation(rows)
+    return np.sort(order[int(rows * 0.3):]), np.sort(order[:int(rows * 0.3)])
+
+
 def dataclassifier(path, label, seed, folder, options=()):
-    """Train as a user would, then predict the seed's test rows with the saved model."""
+    """As a newcomer measures it: DataClassifier trains on a file of 70 % of the labelled rows (`--data FILE
+    --label COLUMN`, nothing else), then predicts a file of the other 30 % (--predict-file), which it has never
+    seen. Returns the rows learned from and scored, and the predicted and true classes of the scored rows."""
+    from classifier_kit.cells import class_text
+
+    table = labelled_rows(path, label)
+    fit_rows, test_rows = holdout(len(table), seed)
+    fit, test = os.path.join(folder, "fit.csv"), os.path.join(folder, "test.csv")
+    table.iloc[fit_rows].to_csv(fit, index=False)
+    table.iloc[test_rows].to_csv(test, index=False)
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as errors:
-        status = dc.main(["--data", path, "--label", label, "--seed", str(seed), "--no-onnx", "--output-dir", folder,
+        status = dc.main(["--data", fit, "--label", label, "--seed", str(seed), "--no-onnx", "--output-dir", folder,
                           *options])
     dataclassifier.seconds = time.perf_counter() - started
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as more:
+        status = status or dc.main(["--predict-file", test, "--output-dir", folder])
     if status != 0:
-        raise SystemExit(f"DataClassifier failed on {path}: {errors.getvalue().strip()}")
-    model, record = dc.load_trained(os.path.join(folder, "NetModel.pth"))
-    with contextlib.redirect_stdout(io.StringIO()):
-        data = dc.load_data(path, label, record.inputs, categorical=record.categorical_features, classes=record.classes)
-    train_rows, validate_rows, test_rows = dc.split_data(len(data.targets), seed)
-    preprocessing = record.preprocessing()
-    predicted = probabilities(model, preprocessing.encode(*rows_of(data, test_rows))).argmax(1).numpy()
-    return data, np.concatenate([train_rows.numpy(), validate_rows.numpy()]), test_rows.numpy(), predicted
+        raise SystemExit(f"DataClassifier failed on {path}: {errors.getvalue().strip()} {more.getvalue().strip()}")
+    import pandas as pd
+
+    predicted = pd.read_csv(os.path.join(folder, "predictions.csv"), dtype=str, keep_default_na=False)["Predicted"]
+    actual = np.array([class_text(cell) for cell in table[label].iloc[test_rows]], dtype=object)
+    return fit_rows, test_rows, predicted.to_numpy(dtype=object), actual
 
 
 def person_columns(path, label):
     """What a person gives scikit-learn from the table: its numbers, and its text columns as category codes
     (-1: blank); the row numbers, dates and text with a different value in nearly every row left out.
-    The rows are those DataClassifier trains on (a blank label left out)."""
+    The rows are labelled_rows': those whose label is not empty. Returns (numbers, codes, classes)."""
     import pandas as pd
+    from classifier_kit.cells import class_text
     from classifier_kit.columns import is_dates
 
     table = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    table = table[table[label].notna() & (table[label].astype(str).str.strip() != "")].drop(columns=[label])
+    table = table[table[label].notna() & (table[label].astype(str).str.strip() != "")].reset_index(drop=True)
+    classes = np.array([class_text(cell) for cell in labelled_rows(path, label)[label]], dtype=object)
+    assert len(classes) == len(table), "the person's rows are DataClassifier's rows"
+    table = table.drop(columns=[label])
     table = table.drop(columns=[column for column in table.columns if column in ("rownames", "Unnamed: 0")])
     numbers, codes = [], []
     for column in table.columns:
@@ -122,7 +147,8 @@ def person_columns(path, label):
             frequent = values.value_counts().index[:250]  # HistGradientBoosting takes at most 255 categories
             codes.append(pd.Categorical(values.where(values.isin(frequent), "(other)")).codes)
     empty = np.empty((len(table), 0))
-    return (np.column_stack(numbers) if numbers else empty), (np.column_stack(codes) if codes else empty.astype(int))
+    return (np.column_stack(numbers) if numbers else empty), (np.column_stack(codes) if codes else empty.astype(int)), \
+        classes
 
 
 def competitors(columns, targets, fit_rows, test_rows, class_weight=None, which=("logistic", "boosting", "lightgbm",
@@ -138,7 +164,7 @@ def competitors(columns, targets, fit_rows, test_rows, class_weight=None, which=
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    numbers, codes = columns
+    numbers, codes, _ = columns
     assert len(numbers) == len(targets), "the person's rows are DataClassifier's rows"
     count = numbers.shape[1]
     category_columns = list(range(count, count + codes.shape[1]))
@@ -221,21 +247,20 @@ def main():
         scores, seconds, columns = {key: [] for key in keys}, [], person_columns(path, label)
         for seed in range(1, args.seeds + 1):
             with tempfile.TemporaryDirectory() as folder:
-                data, fit_rows, test_rows, ours = dataclassifier(path, label, seed, folder, args.options)
+                fit_rows, test_rows, ours, actual = dataclassifier(path, label, seed, folder, args.options)
                 seconds.append(dataclassifier.seconds)
-            predicted = competitors(columns, data.targets.numpy(), fit_rows, test_rows, which=args.competitors)
+            predicted = competitors(columns, columns[2], fit_rows, test_rows, which=args.competitors)
             predicted["ours"] = ours
-            actual = data.targets.numpy()[test_rows]
             for key in keys:
                 scores[key].append((100 * np.mean(predicted[key] == actual),
-                                    100 * balanced_accuracy(actual, predicted[key], len(data.classes))))
+                                    100 * balanced_accuracy(actual, predicted[key])))
         means = {key: tuple(statistics.mean(values) for values in zip(*pairs)) for key, pairs in scores.items()}
         spread = {key: statistics.stdev([pair[0] for pair in pairs]) if len(pairs) > 1 else 0.0
                   for key, pairs in scores.items()}
         for key in keys:
             totals[key].append(means[key] + (spread[key],))
         cells = " | ".join(f"{means[key][0]:.1f} / {means[key][1]:.1f} ({spread[key]:.1f})" for key in keys)
-        print(f"| {name} | {len(data.targets)} | {cells} | {statistics.mean(seconds):.1f} |", flush=True)
+        print(f"| {name} | {len(columns[2])} | {cells} | {statistics.mean(seconds):.1f} |", flush=True)
     mean = {key: tuple(statistics.mean(values) for values in zip(*rows)) for key, rows in totals.items()}
     cells = " | ".join(f"{mean[key][0]:.1f} / {mean[key][1]:.1f} ({mean[key][2]:.1f})" for key in keys)
     print(f"| mean of {len(args.tables)} | | {cells} | |")
@@ -248,20 +273,20 @@ def class_weights(tables, seeds):
     for name in tables:
         _, _, label, _ = TABLES[name]
         path = table_file(name)
+        columns = person_columns(path, label)
         scores = []
         for seed in range(1, seeds + 1):
             row = []
             for options in ((), ("--class-weight", "balanced")):
                 with tempfile.TemporaryDirectory() as folder:
-                    data, fit_rows, test_rows, ours = dataclassifier(path, label, seed, folder, options)
-                actual = data.targets.numpy()[test_rows]
-                row.append(100 * balanced_accuracy(actual, ours, len(data.classes)))
-            logistic = competitors(person_columns(path, label), data.targets.numpy(), fit_rows, test_rows,
-                                   class_weight="balanced", which=["logistic"])["logistic"]
-            row.append(100 * balanced_accuracy(actual, logistic, len(data.classes)))
+                    fit_rows, test_rows, ours, actual = dataclassifier(path, label, seed, folder, options)
+                row.append(100 * balanced_accuracy(actual, ours))
+            logistic = competitors(columns, columns[2], fit_rows, test_rows, class_weight="balanced",
+                                   which=["logistic"])["logistic"]
+            row.append(100 * balanced_accuracy(actual, logistic))
             scores.append(row)
-        counts = np.bincount(data.targets.numpy())
-        share = f"{100 * counts.min() / counts.sum():.0f} % ('{data.classes[int(counts.argmin())]}')"
+        names, counts = np.unique(columns[2], return_counts=True)
+        share = f"{100 * counts.min() / counts.sum():.0f} % ('{names[int(counts.argmin())]}')"
         means = [statistics.mean(column) for column in zip(*scores)]
         print(f"| {name} | {share} | {means[0]:.1f} | {means[1]:.1f} | {means[2]:.1f} |", flush=True)
 
