@@ -21,7 +21,7 @@ from .preprocessing import CodedInputs, Preprocessing, raw_rows, rows_of, show_p
 from .quality import class_report, cross_validate, held_out_line, imbalance_note, print_report
 from .record import (MOST_ROWS_REMEMBERED, ModelRecord, learned_rows_among, load_model, metadata_path,
                      row_fingerprints, rows_learned)
-from .training import SMALL_TABLE_ROWS, TrainingInterrupted, balanced_weights, training_for
+from .training import SMALL_TABLE_ROWS, SMOOTHING, TrainingInterrupted, balanced_weights, chosen_epoch, training_for
 
 EVALUATION_BATCH_SIZE = 4096  # validation and test need no gradients, so they run in large batches
 
@@ -340,7 +340,7 @@ def train_model(tutorial, training, data, preprocessing, train_rows, validate_ro
     try:
         history = tutorial.train(model, train_loader, validate_loader, loss_fn, optimizer, training.epochs, device,
                                  save, training.patience)
-        best_epoch = 1 + min(range(len(history)), key=lambda epoch: history[epoch][1])
+        best_epoch = chosen_epoch([losses[1] for losses in history], smoothed=training.refit)
         if training.refit:
             best["state"] = train_again(tutorial, training, network, model, loss_fn, train_inputs, validate_inputs,
                                         torch.cat([data.targets[train_rows], data.targets[validate_rows]]),
@@ -349,12 +349,14 @@ def train_model(tutorial, training, data, preprocessing, train_rows, validate_ro
         interrupted.trained = trained(interrupted.epoch) if interrupted.epoch else None
         raise
     print("Finished Training")
-    if training.patience:
-        kept = (f"then trained again on the {len(train_rows) + len(validate_rows):,} training and validation rows for "
-                f"{best_epoch} epochs, the model kept") if training.refit else "the model kept"
+    if training.refit:
+        print(f"Trained for {len(history)} epochs: the validation loss, smoothed over {SMOOTHING} epochs, was lowest in "
+              f"epoch {best_epoch}; then trained again on the {len(train_rows) + len(validate_rows):,} training and "
+              f"validation rows for {best_epoch} epochs, the model kept\n")
+    elif training.patience:
         print(f"Trained for {len(history)} epochs: " + (
-            f"the validation loss last improved in epoch {best_epoch}; {kept}\n" if len(history) < training.epochs
-            else f"the most there are; the validation loss was lowest in epoch {best_epoch}; {kept}\n"))
+            f"the validation loss last improved in epoch {best_epoch}; the model kept\n" if len(history) < training.epochs
+            else f"the most there are; the validation loss was lowest in epoch {best_epoch}; the model kept\n"))
     else:
         print(f"Kept the model of epoch {best_epoch}, whose validation loss was the lowest "
               f"({history[best_epoch - 1][1]:.4f})\n")

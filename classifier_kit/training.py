@@ -16,8 +16,14 @@ LARGE_TABLE_BATCHES = 400  # at most about this many batches an epoch: larger ta
 LARGE_TABLE_EPOCHS = 60    # at most (a bound on time); training stops sooner when the validation loss stops improving:
 PATIENCE = 10              # after this many epochs without a lower validation loss
 # A table of more rows than this, up to LARGE_TABLE_ROWS, chooses its epochs on the validation rows, then trains the
-# saved model again on the training and validation rows together (Iris, with 150, keeps the tutorial's run)
+# saved model again on the training and validation rows together (Iris, with 150, keeps the tutorial's run). Its few
+# validation rows make a noisy loss: the epochs are chosen on the loss smoothed over SMOOTHING epochs, after a longer
+# patience and up to more epochs than a large table's.
 SMALL_TABLE_ROWS = 250
+SMALL_TABLE_LEARNING_RATE = 0.003  # a smoother validation loss than at the tutorial's 0.01
+SMALL_TABLE_PATIENCE = 20
+SMALL_TABLE_EPOCHS = 100
+SMOOTHING = 5
 PROGRESS_DELAY = 2  # seconds an epoch runs before its progress bar appears
 
 
@@ -115,6 +121,17 @@ class Training:
     class_weight: str | None = None
 
 
+def chosen_epoch(losses, smoothed):
+    """The epoch (from 1) of the lowest validation loss; smoothed: of the loss averaged over the SMOOTHING epochs
+    around each (fewer at the ends), so that one lucky epoch of a few validation rows does not choose."""
+    if not smoothed:
+        return 1 + min(range(len(losses)), key=losses.__getitem__)
+    half = SMOOTHING // 2
+    means = [sum(losses[max(0, epoch - half):epoch + half + 1]) / len(losses[max(0, epoch - half):epoch + half + 1])
+             for epoch in range(len(losses))]
+    return 1 + min(range(len(means)), key=means.__getitem__)
+
+
 def training_for(options, rows, train_rows):
     """The Training of a table of `rows` rows (`train_rows` of them for training): what the command line
     gave, and for the rest the settings of the table's size.
@@ -133,10 +150,12 @@ def training_for(options, rows, train_rows):
     given = options.given
     epochs, lr, batch_size, patience, refit = options.epochs, options.lr, options.batch_size, None, False
     if SMALL_TABLE_ROWS < rows <= LARGE_TABLE_ROWS and "epochs" not in given:
-        epochs, patience, refit = LARGE_TABLE_EPOCHS, PATIENCE, True
-        print(f"Choosing the epochs on the validation rows (until their loss has not improved for {PATIENCE}, at "
-              f"most {epochs}), then training again on the training and validation rows, as for any table of "
-              f"{SMALL_TABLE_ROWS + 1:,} to {LARGE_TABLE_ROWS:,} rows (this one has {rows:,}); --epochs sets them\n")
+        epochs, patience, refit = SMALL_TABLE_EPOCHS, SMALL_TABLE_PATIENCE, True
+        lr = lr if "lr" in given else SMALL_TABLE_LEARNING_RATE
+        print(f"Choosing the epochs on the validation rows (their loss smoothed over {SMOOTHING} epochs, until it has "
+              f"not improved for {patience}, at most {epochs}) at learning rate {lr:g}, then training again on the "
+              f"training and validation rows, as for any table of {SMALL_TABLE_ROWS + 1:,} to {LARGE_TABLE_ROWS:,} "
+              f"rows (this one has {rows:,}); --epochs and --lr set them\n")
     if rows > LARGE_TABLE_ROWS:
         if "batch_size" not in given:
             batch_size = max(batch_size, math.ceil(train_rows / LARGE_TABLE_BATCHES))

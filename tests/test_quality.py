@@ -13,7 +13,7 @@ from conftest import blobs, dc, run_main
 from classifier_kit.command_line import parse_args
 from classifier_kit.quality import class_report, imbalance_note, stratified_folds
 from classifier_kit.record import IRIS_CLASSES, IRIS_FEATURES, weights_fingerprint
-from classifier_kit.training import ClassWeightedLoss, balanced_weights, training_for
+from classifier_kit.training import ClassWeightedLoss, balanced_weights, chosen_epoch, training_for
 
 
 @pytest.mark.parametrize("predicted, actual", [
@@ -214,7 +214,8 @@ def test_a_class_the_model_never_finds_is_named():
 @pytest.mark.parametrize("rows, train_rows, options, lr, batch_size, epochs, patience", [
     (150, 75, [], 0.01, 10, 10, None),                     # Iris: the tutorial's settings
     (250, 125, [], 0.01, 10, 10, None),                    # the largest table that keeps them
-    (1000, 500, [], 0.01, 10, 60, 10),                    # epochs chosen on the validation rows, then trained again
+    (1000, 500, [], 0.003, 10, 100, 20),                  # epochs chosen on the validation rows, then trained again
+    (400, 200, ["--lr", "0.02"], 0.02, 10, 100, 20),
     (1309, 655, [], 0.001, 10, 60, 10),                   # until the validation loss stops improving
     (53_940, 26_970, [], 0.0026, 68, 60, 10),             # at most 400 batches an epoch; a step to match
     (1_000_000, 500_000, [], 0.011, 1250, 60, 10),
@@ -232,14 +233,21 @@ def test_training_settings_follow_the_tables_size(capsys, rows, train_rows, opti
     if rows <= 250 or len(options) == 6:
         assert out == ""
     elif rows <= 1000:
-        assert out == ("Choosing the epochs on the validation rows (until their loss has not improved for 10, at most "
-                       "60), then training again on the training and validation rows, as for any table of 251 to "
-                       "1,000 rows (this one has 1,000); --epochs sets them\n\n")
+        assert out == ("Choosing the epochs on the validation rows (their loss smoothed over 5 epochs, until it has not "
+                       f"improved for 20, at most 100) at learning rate {lr:g}, then training again on the training "
+                       "and validation rows, as for any table of 251 to 1,000 rows (this one has "
+                       f"{rows:,}); --epochs and --lr set them\n\n")
     else:
         length = f"until the validation loss has not improved for 10 epochs (at most {epochs})" if patience \
             else f"for {epochs} epochs"
         assert out == (f"Training {length} at learning rate {lr:g} in batches of {batch_size}, as for any table of "
                        f"more than 1,000 rows (this one has {rows:,}); --epochs, --lr and --batch-size set them\n\n")
+
+
+def test_a_small_tables_epochs_are_chosen_on_the_smoothed_validation_loss():
+    losses = [1.0, 0.5, 0.9, 0.9, 0.9, 0.6, 0.55, 0.55, 0.6, 0.7]  # one lucky epoch (2) among noisy ones
+    assert chosen_epoch(losses, smoothed=False) == 2
+    assert chosen_epoch(losses, smoothed=True) == 8  # within the lowest stretch (epochs 6 to 10)
 
 
 def test_training_stops_when_the_validation_loss_stops_improving(tmp_path, capsys):
@@ -272,9 +280,10 @@ def test_a_small_table_is_trained_again_on_its_training_and_validation_rows(tmp_
     assert code == 0, err
     epochs = [line for line in out.splitlines() if line.startswith("Completed training batch")]
     losses = [float(line.split("Validation Loss is: ")[1].split()[0]) for line in epochs]
-    best = 1 + losses.index(min(losses))
-    assert (f"Trained for {len(epochs)} epochs: the validation loss last improved in epoch {best}; then trained again "
-            f"on the 280 training and validation rows for {best} epochs, the model kept") in out
+    best = chosen_epoch(losses, smoothed=True)
+    assert len(epochs) == 100 or min(losses[-20:]) >= min(losses[:-20])  # stopped 20 epochs after the lowest
+    assert (f"Trained for {len(epochs)} epochs: the validation loss, smoothed over 5 epochs, was lowest in epoch "
+            f"{best}; then trained again on the 280 training and validation rows for {best} epochs, the model kept") in out
     assert (f"Then learned again from all 400 labelled rows for {best} epochs, as the tested model was trained: the "
             "saved model learned from every row, the 120 test rows too") in out
     assert "The 120 test rows were held out: the model never learned from them" in out
