@@ -11,7 +11,8 @@ import sys
 from .tables import Layout, nfc
 from .record import metadata_path
 from .training import (LARGE_TABLE_BATCHES, LARGE_TABLE_EPOCHS, LARGE_TABLE_LEARNING_RATE, LARGE_TABLE_ROWS,
-                       PATIENCE, SMALL_TABLE_ROWS)
+                       PATIENCE, SMALL_TABLE_EPOCHS, SMALL_TABLE_LEARNING_RATE, SMALL_TABLE_PATIENCE, SMALL_TABLE_ROWS,
+                       SMOOTHING)
 from .onnx_export import DEFAULT_OPSET, OPSETS
 
 
@@ -94,14 +95,18 @@ def build_parser(defaults):
     training.add_argument("--epochs", type=bounded(int, 1, MOST, f"a whole number from 1 to {MOST:,}"),
                           default=defaults["epochs"], metavar="N",
                           help=f"passes over the training set, 1 to {MOST:,} (default: {defaults['epochs']}; on a table "
-                               f"of more than {SMALL_TABLE_ROWS} rows, until the validation loss has not improved "
-                               f"for {PATIENCE} epochs, at most {LARGE_TABLE_EPOCHS}, and up to {LARGE_TABLE_ROWS:,} "
-                               "rows trained again on the training and validation rows)")
+                               f"of {SMALL_TABLE_ROWS + 1} to {LARGE_TABLE_ROWS:,} rows, chosen on the validation "
+                               f"loss smoothed over {SMOOTHING} epochs after a patience of {SMALL_TABLE_PATIENCE} (at "
+                               f"most {SMALL_TABLE_EPOCHS}), then trained again on the training and validation rows; "
+                               f"on a larger one, until the validation loss has not improved for {PATIENCE} epochs, "
+                               f"at most {LARGE_TABLE_EPOCHS}; above {SMALL_TABLE_ROWS} rows the saved model then "
+                               "learns from every labelled row for those epochs)")
     training.add_argument("--lr", type=bounded(float, 1e-12, 10, "a number above 0, at most 10"),
                           default=defaults["lr"],
                           help=f"Adam's learning rate, above 0 and at most 10 (default: {defaults['lr']:g}; on a "
-                               f"table of more than {LARGE_TABLE_ROWS:,} rows, {LARGE_TABLE_LEARNING_RATE:g}, and more with "
-                               "larger batches)")
+                               f"table of {SMALL_TABLE_ROWS + 1} to {LARGE_TABLE_ROWS:,} rows, "
+                               f"{SMALL_TABLE_LEARNING_RATE:g}; on a larger one, {LARGE_TABLE_LEARNING_RATE:g}, and more "
+                               "with larger batches)")
     training.add_argument("--batch-size", type=bounded(int, 1, MOST, f"a whole number from 1 to {MOST:,}"),
                           default=defaults["batch_size"], metavar="N",
                           help=f"rows per training batch, 1 to {MOST:,} (default: {defaults['batch_size']}; on a table "
