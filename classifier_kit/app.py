@@ -135,10 +135,14 @@ def learned_split(split, data, rows):
     fingerprints, so that a later run can tell whether a table's rows were held out from it."""
     learned = dict(split, learned_from=len(rows))
     if len(data.targets) <= MOST_ROWS_REMEMBERED:
-        labels = [data.classes[number] for number in data.targets[rows].tolist()]
-        categories = [(codes[rows.numpy()], values) for codes, values in data.categories]
-        learned["rows_learned"] = rows_learned(row_fingerprints(data.inputs[rows].numpy(), categories, labels))
+        learned["rows_learned"] = rows_learned(fingerprints_of(data, rows))
     return learned
+
+
+def fingerprints_of(data, rows):
+    """The fingerprints (record.row_fingerprints) of the given rows of the data."""
+    labels = [data.classes[number] for number in data.targets[rows].tolist()]
+    return row_fingerprints(data.inputs[rows].numpy(), rows_of(data, rows)[1], labels)
 
 
 def test_run(options, tutorial):
@@ -175,11 +179,7 @@ def test_run(options, tutorial):
 
 def learned_among(record, data, rows):
     """How many of the table's `rows` the record's model learned from (None: its record cannot tell)."""
-    if len(rows) == 0:
-        return 0
-    labels = [data.classes[number] for number in data.targets[rows].tolist()]
-    categories = [(codes[rows.numpy()], values) for codes, values in data.categories]
-    return learned_rows_among(record.split, row_fingerprints(data.inputs[rows].numpy(), categories, labels))
+    return learned_rows_among(record.split, fingerprints_of(data, rows)) if len(rows) else 0
 
 
 def predict_row(options, tutorial):
