@@ -403,6 +403,7 @@ def train_on_every_row(tutorial, training, data, trained, device, split):
     the way the tested model was trained: its preprocessing fitted on all the rows, the same settings, for the
     epochs the validation rows chose. Returns what is saved."""
     rows = torch.arange(len(data.targets))
+    tested, training = training, training.for_rows(len(rows))
     preprocessing = Preprocessing.fit(data, rows)
     inputs = preprocessing.transform(*rows_of(data, rows))
     loader = tutorial.batch_loader(inputs, data.targets, min(training.batch_size, len(rows)), shuffle=True,
@@ -417,8 +418,10 @@ def train_on_every_row(tutorial, training, data, trained, device, split):
     with quiet():  # its figures would be of rows it learns from
         history = tutorial.train(model, loader, check, loss_fn, optimizer, trained.epoch, device, lambda: None)
     state = {name: tensor.detach().to("cpu", copy=True) for name, tensor in network.state_dict().items()}
-    print(f"Then learned again from all {len(rows):,} labelled rows for {trained.epoch} epochs, as the tested model "
-          f"was trained: the saved model learned from every row, the {split['test']:,} test rows too\n")
+    batches = "" if training == tested else (f" (in batches of {training.batch_size} at learning rate {training.lr:g}: "
+                                             "as many batches an epoch)")
+    print(f"Then learned again from all {len(rows):,} labelled rows for {trained.epoch} epochs{batches}, as the tested "
+          f"model was trained: the saved model learned from every row, the {split['test']:,} test rows too\n")
     return Trained(state, trained.epoch, history, preprocessing, data.features, data.classes, data.label, data.layout,
                    training.seed, split)
 

@@ -119,6 +119,16 @@ class Training:
     patience: int | None = None
     refit: bool = False
     class_weight: str | None = None
+    by_size: frozenset = frozenset()  # the settings the table's size chose ('batch_size', 'lr'), not the options
+
+    def for_rows(self, rows):
+        """The same training for a table of `rows` rows (all the labelled rows, to learn from every one): the batch
+        size and rate that the size chose are chosen again for it, so an epoch has as many batches as before."""
+        if "batch_size" not in self.by_size:
+            return self
+        batch_size = max(self.batch_size, math.ceil(rows / LARGE_TABLE_BATCHES))
+        lr = large_table_rate(batch_size) if "lr" in self.by_size else self.lr
+        return dataclasses.replace(self, batch_size=batch_size, lr=lr)
 
 
 def chosen_epoch(losses, smoothed):
@@ -159,8 +169,8 @@ def training_for(options, rows, train_rows):
     if rows > LARGE_TABLE_ROWS:
         if "batch_size" not in given:
             batch_size = max(batch_size, math.ceil(train_rows / LARGE_TABLE_BATCHES))
-        if "lr" not in given:  # a larger batch averages out more noise and takes a larger step (square-root rule)
-            lr = float(f"{LARGE_TABLE_LEARNING_RATE * math.sqrt(batch_size / 10):.2g}")
+        if "lr" not in given:
+            lr = large_table_rate(batch_size)
         if "epochs" not in given:
             epochs, patience = LARGE_TABLE_EPOCHS, PATIENCE
         if not {"lr", "epochs", "batch_size"} <= given:
@@ -169,4 +179,12 @@ def training_for(options, rows, train_rows):
             print(f"Training {length} at learning rate {lr:g} in batches of {batch_size}, as for any table of "
                   f"more than {LARGE_TABLE_ROWS:,} rows (this one has {rows:,}); --epochs, --lr and --batch-size set "
                   "them\n")
-    return Training(epochs, lr, batch_size, options.seed, patience, refit, options.class_weight)
+    by_size = frozenset(name for name in ("batch_size", "lr") if name not in given) if rows > LARGE_TABLE_ROWS \
+        else frozenset()
+    return Training(epochs, lr, batch_size, options.seed, patience, refit, options.class_weight, by_size)
+
+
+def large_table_rate(batch_size):
+    """A large table's learning rate for its batch size: a larger batch averages out more noise and takes a larger
+    step (the square-root rule)."""
+    return float(f"{LARGE_TABLE_LEARNING_RATE * math.sqrt(batch_size / 10):.2g}")
