@@ -3,7 +3,8 @@ cross-validation fold; the commit of their outputs, interruptions and the one li
 
 The tutorial's steps (load_data, Network, train, test, convert ...) are DataClassifier.py's; they come in as
 `tutorial`, the script's module, so that this package never imports the script. Each mode is one function that
-reads top to bottom, with the Options decided once by the command line and the Training once by the table's size.
+reads top to bottom, with its settings decided once by the command line (command_line.Train, TestSaved, PredictRow,
+PredictTable) and the Training once by the table's size.
 """
 import dataclasses
 import functools
