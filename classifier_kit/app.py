@@ -312,6 +312,16 @@ class Trained:
     split: dict | None
 
 
+def new_network(tutorial, training, data, preprocessing, targets, device):
+    """A new tutorial's Network (seeded), as it takes coded rows, with its loss and optimizer; with class weights,
+    those of the rows it learns from (`targets`). Returns (network, model, loss_fn, optimizer)."""
+    torch.manual_seed(training.seed)
+    network = tutorial.Network(preprocessing.width, len(data.classes))
+    model = (CodedInputs(network, len(data.features), preprocessing.sizes) if data.categorical else network).to(device)
+    weights = balanced_weights(targets, len(data.classes)).to(device) if training.class_weight == "balanced" else None
+    return (network, model, *tutorial.loss_and_optimizer(model, training.lr, weights))
+
+
 def train_model(tutorial, training, data, preprocessing, train_rows, validate_rows, device, split=None):
     """Train the tutorial's network on standardized inputs; the best weights are kept in memory.
 
@@ -323,12 +333,8 @@ def train_model(tutorial, training, data, preprocessing, train_rows, validate_ro
     train_loader = tutorial.batch_loader(train_inputs, data.targets[train_rows],
                                          min(training.batch_size, len(train_rows)), shuffle=True, seed=training.seed)
     validate_loader = tutorial.batch_loader(validate_inputs, data.targets[validate_rows], EVALUATION_BATCH_SIZE)
-    torch.manual_seed(training.seed)
-    network = tutorial.Network(preprocessing.width, len(data.classes))
-    model = (CodedInputs(network, len(data.features), preprocessing.sizes) if data.categorical else network).to(device)
-    weights = balanced_weights(data.targets[train_rows], len(data.classes)) \
-        if training.class_weight == "balanced" else None
-    loss_fn, optimizer = tutorial.loss_and_optimizer(model, training.lr, None if weights is None else weights.to(device))
+    network, model, loss_fn, optimizer = new_network(tutorial, training, data, preprocessing,
+                                                     data.targets[train_rows], device)
     best, history = {}, []
 
     def save():
@@ -411,11 +417,7 @@ def train_on_every_row(tutorial, training, data, trained, device, split):
                                    seed=training.seed)
     check = tutorial.batch_loader(inputs[:EVALUATION_BATCH_SIZE], data.targets[:EVALUATION_BATCH_SIZE],
                                   EVALUATION_BATCH_SIZE)
-    torch.manual_seed(training.seed)
-    network = tutorial.Network(preprocessing.width, len(data.classes))
-    model = (CodedInputs(network, len(data.features), preprocessing.sizes) if data.categorical else network).to(device)
-    weights = balanced_weights(data.targets, len(data.classes)) if training.class_weight == "balanced" else None
-    loss_fn, optimizer = tutorial.loss_and_optimizer(model, training.lr, None if weights is None else weights.to(device))
+    network, model, loss_fn, optimizer = new_network(tutorial, training, data, preprocessing, data.targets, device)
     with quiet():  # its figures would be of rows it learns from
         history = tutorial.train(model, loader, check, loss_fn, optimizer, trained.epoch, device, lambda: None)
     state = {name: tensor.detach().to("cpu", copy=True) for name, tensor in network.state_dict().items()}

@@ -1,6 +1,5 @@
 """Text columns and blank cells: column roles, fills, categories, inside the model and inside Network.onnx."""
 import json
-import os
 
 import numpy as np
 import pandas as pd
