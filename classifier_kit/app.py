@@ -19,10 +19,10 @@ from .onnx_export import CHECK_ROWS, compare_scores
 from .outputs import CommitInterrupted, OutputFiles, finish_stopped_commit, stop_on_terminate, write_json
 from .pictures import import_pyplot, write_pictures
 from .preprocessing import CodedInputs, Preprocessing, raw_rows, rows_of, show_preprocessing
-from .quality import class_report, cross_validate, held_out_line, imbalance_note, print_report
+from .quality import class_report, cross_validate, dealt_folds, held_out_line, imbalance_note, print_report
 from .record import (MOST_ROWS_REMEMBERED, ModelRecord, learned_rows_among, load_model, metadata_path,
                      row_fingerprints, rows_learned)
-from .training import SMALL_TABLE_ROWS, SMOOTHING, TrainingInterrupted, balanced_weights, chosen_epoch, training_for
+from .training import SMOOTHING, TrainingInterrupted, balanced_weights, chosen_epoch, training_for
 
 EVALUATION_BATCH_SIZE = 4096  # validation and test need no gradients, so they run in large batches
 
@@ -82,8 +82,8 @@ def unexpected(error):
 
 def train_run(options, tutorial):
     """The tutorial's run: load, train, test, test per class, save, convert; every output staged until the whole
-    run has succeeded, then committed together. A table of more than SMALL_TABLE_ROWS rows is then learned again
-    from every labelled row, the way the tested model was trained, and that is the model saved."""
+    run has succeeded, then committed together. Every table but the tutorial's sheet is then learned again from
+    every labelled row, the way the tested model was trained, and that is the model saved."""
     device = tutorial.choose_device(options.device)
     weighted = options.class_weight == "balanced"
     if options.plot:
@@ -101,7 +101,7 @@ def train_run(options, tutorial):
                                                                            device)) if options.folds else {}
         print("The model will be running on", device, "device\n")
         split = {"rows": len(data.targets), "train": len(rows[0]), "validate": len(rows[1]), "test": len(rows[2])}
-        learned = torch.cat(rows[:2]) if training.refit else rows[0]
+        learned = torch.cat(rows[:2]) if training.folds else rows[0]
         try:
             trained = train_model(tutorial, training, data, preprocessing, rows[0], rows[1], device,
                                   learned_split(split, data, learned))
@@ -114,7 +114,7 @@ def train_run(options, tutorial):
         check_saved_model(tutorial, trained, model, test_rows.inputs[:CHECK_ROWS])
         predicted, actual, report = test_model(tutorial, model.to(device), test_rows, device, weighted, 0)
         final = trained
-        if len(data.targets) > SMALL_TABLE_ROWS:
+        if training.every_row:
             try:
                 final = train_on_every_row(tutorial, training, data, trained, device,
                                            learned_split(split, data, torch.arange(len(data.targets))))
@@ -345,21 +345,27 @@ def train_model(tutorial, training, data, preprocessing, train_rows, validate_ro
                        data.layout, training.seed, split)
 
     try:
-        history = tutorial.train(model, train_loader, validate_loader, loss_fn, optimizer, training.epochs, device,
-                                 save, training.patience)
-        best_epoch = chosen_epoch([losses[1] for losses in history], smoothed=training.refit)
-        if training.refit:
+        if training.folds:
+            best_epoch, history = epochs_on_folds(tutorial, training, data, preprocessing,
+                                                  torch.cat([train_rows, validate_rows]), device)
             best["state"] = train_again(tutorial, training, network, model, loss_fn, train_inputs, validate_inputs,
                                         torch.cat([data.targets[train_rows], data.targets[validate_rows]]),
                                         best_epoch, device)
+        else:
+            history = tutorial.train(model, train_loader, validate_loader, loss_fn, optimizer, training.epochs, device,
+                                     save, training.patience)
+            best_epoch = chosen_epoch([losses[1] for losses in history], smoothed=False)
     except TrainingInterrupted as interrupted:
+        if "state" not in best:  # the folds only chose the epochs: no model yet
+            raise TrainingInterrupted(0) from None
         interrupted.trained = trained(interrupted.epoch) if interrupted.epoch else None
         raise
     print("Finished Training")
-    if training.refit:
-        print(f"Trained for {len(history)} epochs: the validation loss, smoothed over {SMOOTHING} epochs, was lowest in "
-              f"epoch {best_epoch}; then trained again on the {len(train_rows) + len(validate_rows):,} training and "
-              f"validation rows for {best_epoch} epochs, the model kept\n")
+    if training.folds:
+        print(f"Trained {len(history)} epochs on each of {training.folds} folds: their validation loss, averaged and "
+              f"smoothed over {SMOOTHING} epochs, was lowest in epoch {best_epoch}; then trained on the "
+              f"{len(train_rows) + len(validate_rows):,} training and validation rows for {best_epoch} epochs, the "
+              "model kept\n")
     elif training.patience:
         print(f"Trained for {len(history)} epochs: " + (
             f"the validation loss last improved in epoch {best_epoch}; the model kept\n" if len(history) < training.epochs
@@ -368,6 +374,42 @@ def train_model(tutorial, training, data, preprocessing, train_rows, validate_ro
         print(f"Kept the model of epoch {best_epoch}, whose validation loss was the lowest "
               f"({history[best_epoch - 1][1]:.4f})\n")
     return trained(best_epoch)
+
+
+def epochs_on_folds(tutorial, training, data, preprocessing, rows, device):
+    """The epochs to train for, chosen on training.folds folds of `rows` (the training and validation rows): a
+    network a fold, trained on the other folds and validated on its own, all epoch by epoch, until the folds' mean
+    validation loss, smoothed over SMOOTHING epochs, has not improved for the patience. Every row is a validation row
+    once, so no one split's few rows choose. Prints the tutorial's line for each epoch, of the folds' figures
+    together. Returns (epoch, history)."""
+    folds = dealt_folds(data.targets[rows], min(training.folds, len(rows)), training.seed)
+    members = []
+    for number, fold in enumerate(folds):
+        train_rows = rows[torch.cat([other for position, other in enumerate(folds) if position != number])]
+        inputs = preprocessing.transform(*rows_of(data, train_rows))
+        loader = tutorial.batch_loader(inputs, data.targets[train_rows], min(training.batch_size, len(train_rows)),
+                                       shuffle=True, seed=training.seed + number)
+        check = tutorial.batch_loader(preprocessing.transform(*rows_of(data, rows[fold])), data.targets[rows[fold]],
+                                      EVALUATION_BATCH_SIZE)
+        members.append((loader, check, new_network(tutorial, training, data, preprocessing,
+                                                   data.targets[train_rows], device)[1:]))
+    print("Begin training...")
+    history = []
+    for epoch in range(1, training.epochs + 1):
+        figures = []
+        for loader, check, (model, loss_fn, optimizer) in members:
+            with quiet():
+                figures.append(tutorial.train(model, loader, check, loss_fn, optimizer, 1, device, lambda: None)[0])
+        sizes = [len(check.dataset) for _, check, _ in members]
+        mean = (sum(figure[0] for figure in figures) / len(figures),  # validation figures: by the folds' rows
+                *(sum(figure[position] * size for figure, size in zip(figures, sizes)) / sum(sizes) for position in (1, 2)))
+        history.append(mean)
+        print("Completed training batch", epoch, "Training Loss is: %.4f" % mean[0],
+              "Validation Loss is: %.4f" % mean[1], "Accuracy is %d %%" % mean[2])
+        best = chosen_epoch([figure[1] for figure in history], smoothed=True)
+        if epoch - best >= training.patience:
+            break
+    return chosen_epoch([figure[1] for figure in history], smoothed=True), history
 
 
 def train_again(tutorial, training, network, model, loss_fn, train_inputs, validate_inputs, targets, epochs, device):

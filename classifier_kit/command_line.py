@@ -10,8 +10,8 @@ import sys
 
 from .tables import Layout, nfc
 from .record import metadata_path
-from .training import (LARGE_TABLE_BATCHES, LARGE_TABLE_EPOCHS, LARGE_TABLE_LEARNING_RATE, LARGE_TABLE_ROWS,
-                       PATIENCE, SMALL_TABLE_EPOCHS, SMALL_TABLE_LEARNING_RATE, SMALL_TABLE_PATIENCE, SMALL_TABLE_ROWS,
+from .training import (FOLDS, LARGE_TABLE_BATCHES, LARGE_TABLE_EPOCHS, LARGE_TABLE_LEARNING_RATE, LARGE_TABLE_ROWS,
+                       PATIENCE, SMALL_TABLE_EPOCHS, SMALL_TABLE_LEARNING_RATE, SMALL_TABLE_PATIENCE,
                        SMOOTHING)
 from .onnx_export import DEFAULT_OPSET, OPSETS
 
@@ -95,16 +95,17 @@ def build_parser(defaults):
     training.add_argument("--epochs", type=bounded(int, 1, MOST, f"a whole number from 1 to {MOST:,}"),
                           default=defaults["epochs"], metavar="N",
                           help=f"passes over the training set, 1 to {MOST:,} (default: {defaults['epochs']}; on a table "
-                               f"of {SMALL_TABLE_ROWS + 1} to {LARGE_TABLE_ROWS:,} rows, chosen on the validation "
-                               f"loss smoothed over {SMOOTHING} epochs after a patience of {SMALL_TABLE_PATIENCE} (at "
-                               f"most {SMALL_TABLE_EPOCHS}), then trained again on the training and validation rows; "
-                               f"on a larger one, until the validation loss has not improved for {PATIENCE} epochs, "
-                               f"at most {LARGE_TABLE_EPOCHS}; above {SMALL_TABLE_ROWS} rows the saved model then "
-                               "learns from every labelled row for those epochs)")
+                               f"other than the tutorial's sheet, of up to {LARGE_TABLE_ROWS:,} rows, chosen on "
+                               f"{FOLDS} folds of the training and validation rows, their validation loss averaged and "
+                               f"smoothed over {SMOOTHING} epochs, after a patience of {SMALL_TABLE_PATIENCE} (at most "
+                               f"{SMALL_TABLE_EPOCHS}), then trained again on the training and validation rows; on a "
+                               f"larger one, until the validation loss has not improved for {PATIENCE} epochs, at "
+                               f"most {LARGE_TABLE_EPOCHS}; on every table but the tutorial's sheet the saved model "
+                               "then learns from every labelled row for those epochs)")
     training.add_argument("--lr", type=bounded(float, 1e-12, 10, "a number above 0, at most 10"),
                           default=defaults["lr"],
                           help=f"Adam's learning rate, above 0 and at most 10 (default: {defaults['lr']:g}; on a "
-                               f"table of {SMALL_TABLE_ROWS + 1} to {LARGE_TABLE_ROWS:,} rows, "
+                               f"table other than the tutorial's sheet, of up to {LARGE_TABLE_ROWS:,} rows, "
                                f"{SMALL_TABLE_LEARNING_RATE:g}; on a larger one, {LARGE_TABLE_LEARNING_RATE:g}, and more "
                                "with larger batches)")
     training.add_argument("--batch-size", type=bounded(int, 1, MOST, f"a whole number from 1 to {MOST:,}"),
@@ -223,6 +224,7 @@ class Train(Testing, Reading, Settings):
     seed: int
     class_weight: str | None
     folds: int | None
+    tutorial_table: bool  # the tutorial's own sheet (--data left out, or naming that file): the tutorial's run
 
 
 MODE_SETTINGS = {"train": Train, "skip-training": TestSaved, "predict": PredictRow, "predict-file": PredictTable}
@@ -256,8 +258,17 @@ def parse_args(argv, defaults):
         args.checkpoint = os.path.join(args.output_dir, "NetModel.pth")
     elif args.mode == "train" and "output_dir" not in args.given:  # the run's outputs go where its model goes
         args.output_dir = os.path.dirname(args.checkpoint) or "."
+    args.tutorial_table = is_same_file(args.data, defaults["data"])
     settings = MODE_SETTINGS[args.mode]
     return settings(**{field.name: getattr(args, field.name) for field in dataclasses.fields(settings)})
+
+
+def is_same_file(path, other):
+    """Whether two paths name one existing file (not merely equal names)."""
+    try:
+        return os.path.samefile(path, other)
+    except OSError:  # a file that does not exist; read_table says so
+        return False
 
 
 def values_as_values(argv):

@@ -76,10 +76,16 @@ def stratified_folds(targets, count, seed, classes, path):
             "cross-validation needs at least 2 rows of every class: leave out --folds, or add rows of that class"
         raise InputError(f"{path}: --folds {count} needs at least {count} rows of every class, but "
                          + ", ".join(f"'{name}' has {number}" for name, number in small) + f"; {remedy}")
+    return dealt_folds(targets, count, seed)
+
+
+def dealt_folds(targets, count, seed):
+    """K folds of positions into targets, each class's rows dealt out in turn after a shuffle by the seed: every row
+    in exactly one fold, every fold with its share of each class (a class of fewer than K rows is in fewer folds)."""
     generator = torch.Generator().manual_seed(seed)
     fold_of = torch.empty(len(targets), dtype=torch.long)
     start = 0
-    for number in range(len(classes)):
+    for number in range(int(targets.max()) + 1 if len(targets) else 0):
         members = torch.nonzero(targets == number).flatten()
         members = members[torch.randperm(len(members), generator=generator)]
         fold_of[members] = (torch.arange(len(members)) + start) % count

@@ -15,11 +15,13 @@ LARGE_TABLE_LEARNING_RATE = 0.001
 LARGE_TABLE_BATCHES = 400  # at most about this many batches an epoch: larger tables, larger batches
 LARGE_TABLE_EPOCHS = 60    # at most (a bound on time); training stops sooner when the validation loss stops improving:
 PATIENCE = 10              # after this many epochs without a lower validation loss
-# A table of more rows than this, up to LARGE_TABLE_ROWS, chooses its epochs on the validation rows, then trains the
-# saved model again on the training and validation rows together (Iris, with 150, keeps the tutorial's run). Its few
-# validation rows make a noisy loss: the epochs are chosen on the loss smoothed over SMOOTHING epochs, after a longer
-# patience and up to more epochs than a large table's.
-SMALL_TABLE_ROWS = 250
+# Any other table of up to LARGE_TABLE_ROWS rows (the tutorial's own sheet keeps the tutorial's run) chooses its
+# epochs on FOLDS folds of its training and validation rows: a few validation rows make a loss that one split's luck
+# decides (a class that the validation rows hold and the training rows hardly do makes it rise from the third epoch
+# while the accuracy still climbs), so the folds' losses are averaged, smoothed over SMOOTHING epochs, after a longer
+# patience and up to more epochs than a large table's. The network is then trained again on the training and
+# validation rows for those epochs.
+FOLDS = 5
 SMALL_TABLE_LEARNING_RATE = 0.003  # a smoother validation loss than at the tutorial's 0.01
 SMALL_TABLE_PATIENCE = 20
 SMALL_TABLE_EPOCHS = 100
@@ -108,8 +110,9 @@ class Training:
     """How a network is trained, decided once from the options and the table's size (training_for).
 
     patience: stop once the validation loss has not improved for this many epochs (None: the
-    tutorial's fixed epochs); refit: then train again on the training and validation rows for the
-    epochs the validation rows chose; class_weight: 'balanced' or None.
+    tutorial's fixed epochs); folds: the epochs are chosen on this many folds of the training and validation rows,
+    then the network is trained again on those rows for them (0: the epoch of the lowest validation loss is kept);
+    every_row: once tested, the saved model learns from every labelled row; class_weight: 'balanced' or None.
     """
 
     epochs: int
@@ -117,7 +120,8 @@ class Training:
     batch_size: int
     seed: int
     patience: int | None = None
-    refit: bool = False
+    folds: int = 0
+    every_row: bool = False
     class_weight: str | None = None
     by_size: frozenset = frozenset()  # the settings the table's size chose ('batch_size', 'lr'), not the options
 
@@ -146,26 +150,29 @@ def training_for(options, rows, train_rows):
     """The Training of a table of `rows` rows (`train_rows` of them for training): what the command line
     gave, and for the rest the settings of the table's size.
 
-    Up to SMALL_TABLE_ROWS rows (Iris has 150) a run trains as the tutorial does: 10 epochs
-    at 0.01 in batches of 10, about 80 updates on Iris. Up to LARGE_TABLE_ROWS it chooses the
-    epochs on the validation rows (PATIENCE) and then trains again on the training and
-    validation rows (refit): such a table has few rows to spare. On larger tables 0.01 leaves the
-    weights noisy after thousands of updates, and a fixed number of epochs stops some tables
-    while both losses still fall (bench/README.md). There the run trains at 0.001 in batches
-    of at least 10 (larger on large tables, so that an epoch is at most LARGE_TABLE_BATCHES
-    batches, with the rate grown by the square root of the batch's growth) until the
-    validation loss has not improved for PATIENCE epochs, at most LARGE_TABLE_EPOCHS. Says
-    so when it departs from the tutorial's settings.
+    The tutorial's own sheet (Iris, 150 rows) trains as the tutorial does: 10 epochs at 0.01 in
+    batches of 10, about 80 updates, and that model is saved. Any other table of up to
+    LARGE_TABLE_ROWS rows chooses its epochs on FOLDS folds of its training and validation rows
+    (their validation losses averaged and smoothed, SMALL_TABLE_PATIENCE) and then trains again
+    on the training and validation rows: such a table has few rows to spare, and one
+    split's validation rows are too few to choose on. On larger tables 0.01 leaves the weights
+    noisy after thousands of updates, and a fixed number of epochs stops some tables while both
+    losses still fall (bench/README.md). There the run trains at 0.001 in batches of at least 10
+    (larger on large tables, so that an epoch is at most LARGE_TABLE_BATCHES batches, with the
+    rate grown by the square root of the batch's growth) until the validation loss has not
+    improved for PATIENCE epochs, at most LARGE_TABLE_EPOCHS. Every table but the tutorial's
+    sheet is then learned again from every labelled row (every_row). Says so when it departs
+    from the tutorial's settings.
     """
     given = options.given
-    epochs, lr, batch_size, patience, refit = options.epochs, options.lr, options.batch_size, None, False
-    if SMALL_TABLE_ROWS < rows <= LARGE_TABLE_ROWS and "epochs" not in given:
-        epochs, patience, refit = SMALL_TABLE_EPOCHS, SMALL_TABLE_PATIENCE, True
+    epochs, lr, batch_size, patience, folds = options.epochs, options.lr, options.batch_size, None, 0
+    if not options.tutorial_table and rows <= LARGE_TABLE_ROWS and "epochs" not in given:
+        epochs, patience, folds = SMALL_TABLE_EPOCHS, SMALL_TABLE_PATIENCE, FOLDS
         lr = lr if "lr" in given else SMALL_TABLE_LEARNING_RATE
-        print(f"Choosing the epochs on the validation rows (their loss smoothed over {SMOOTHING} epochs, until it has "
-              f"not improved for {patience}, at most {epochs}) at learning rate {lr:g}, then training again on the "
-              f"training and validation rows, as for any table of {SMALL_TABLE_ROWS + 1:,} to {LARGE_TABLE_ROWS:,} "
-              f"rows (this one has {rows:,}); --epochs and --lr set them\n")
+        print(f"Choosing the epochs on {folds} folds of the training and validation rows (their validation loss "
+              f"averaged and smoothed over {SMOOTHING} epochs, until it has not improved for {patience}, at most "
+              f"{epochs}) at learning rate {lr:g}, then training again on the training and validation rows, as for "
+              f"any table of up to {LARGE_TABLE_ROWS:,} rows (this one has {rows:,}); --epochs and --lr set them\n")
     if rows > LARGE_TABLE_ROWS:
         if "batch_size" not in given:
             batch_size = max(batch_size, math.ceil(train_rows / LARGE_TABLE_BATCHES))
@@ -181,7 +188,8 @@ def training_for(options, rows, train_rows):
                   "them\n")
     by_size = frozenset(name for name in ("batch_size", "lr") if name not in given) if rows > LARGE_TABLE_ROWS \
         else frozenset()
-    return Training(epochs, lr, batch_size, options.seed, patience, refit, options.class_weight, by_size)
+    return Training(epochs, lr, batch_size, options.seed, patience, folds, not options.tutorial_table,
+                    options.class_weight, by_size)
 
 
 def large_table_rate(batch_size):

@@ -31,11 +31,11 @@ def test_own_csv_with_five_classes_trains_and_reports_each(tmp_path, capsys):
                "classes": ["class_a", "class_b", "class_c", "class_d", "class_e"], "label": "kind",
                "layout": {"kind": "text", "separator": ",", "decimal": ".", "encoding": "utf-8-sig", "header_row": 1,
                           "sheet": None},
-               "seed": 1, "split": {"rows": 200, "train": 100, "validate": 40, "test": 60, "learned_from": 100,
+               "seed": 1, "split": {"rows": 200, "train": 100, "validate": 40, "test": 60, "learned_from": 200,
                                     "rows_learned": metadata["split"]["rows_learned"]},
                "weights_sha256": weights_fingerprint(state)}
     assert metadata == dict(content, fingerprint=fingerprint(content))
-    assert len(base64.b64decode(metadata["split"]["rows_learned"])) == 4 * 100  # a fingerprint of each row it learned
+    assert len(base64.b64decode(metadata["split"]["rows_learned"])) == 4 * 200  # a fingerprint of each row it learned
     assert len(metadata["fill"]) == 4
 
 

@@ -1,5 +1,6 @@
 """How good the model is, honestly: the report, --metrics, imbalance, class weights, folds, probabilities."""
 import contextlib
+import dataclasses
 import inspect
 import json
 import warnings
@@ -11,7 +12,7 @@ import torch
 
 from conftest import blobs, dc, run_main
 from classifier_kit.command_line import parse_args
-from classifier_kit.quality import class_report, imbalance_note, stratified_folds
+from classifier_kit.quality import class_report, dealt_folds, imbalance_note, stratified_folds
 from classifier_kit.record import IRIS_CLASSES, IRIS_FEATURES, weights_fingerprint
 from classifier_kit.training import ClassWeightedLoss, balanced_weights, chosen_epoch, training_for
 
@@ -211,37 +212,64 @@ def test_a_class_the_model_never_finds_is_named():
     assert imbalance_note(np.array([206, 194]), ["a", "b"]) is None  # nearly even: no note
 
 
+OWN = ["--data", "own.csv"]  # a table of the user's (the settings do not read it)
+
+
 @pytest.mark.parametrize("rows, train_rows, options, lr, batch_size, epochs, patience", [
-    (150, 75, [], 0.01, 10, 10, None),                     # Iris: the tutorial's settings
-    (250, 125, [], 0.01, 10, 10, None),                    # the largest table that keeps them
-    (1000, 500, [], 0.003, 10, 100, 20),                  # epochs chosen on the validation rows, then trained again
-    (400, 200, ["--lr", "0.02"], 0.02, 10, 100, 20),
-    (1309, 655, [], 0.001, 10, 60, 10),                   # until the validation loss stops improving
-    (53_940, 26_970, [], 0.0026, 68, 60, 10),             # at most 400 batches an epoch; a step to match
-    (1_000_000, 500_000, [], 0.011, 1250, 60, 10),
-    (20_000, 10_000, ["--batch-size", "100"], 0.0032, 100, 60, 10),  # what the command line gives stays
-    (1309, 655, ["--lr", "0.05"], 0.05, 10, 60, 10),
-    (1309, 655, ["--epochs", "4"], 0.001, 10, 4, None),    # a number of epochs given: no stopping early
-    (1309, 655, ["--epochs", "4", "--lr", "0.01", "--batch-size", "10"], 0.01, 10, 4, None),
+    (150, 75, [], 0.01, 10, 10, None),                     # the tutorial's sheet: the tutorial's settings
+    (150, 75, OWN, 0.003, 10, 100, 20),                    # another table: epochs chosen on folds, then trained again
+    (1000, 500, OWN, 0.003, 10, 100, 20),
+    (400, 200, OWN + ["--lr", "0.02"], 0.02, 10, 100, 20),
+    (200, 100, OWN + ["--epochs", "4"], 0.01, 10, 4, None),   # a number of epochs given: the tutorial's way
+    (1309, 655, OWN, 0.001, 10, 60, 10),                  # until the validation loss stops improving
+    (53_940, 26_970, OWN, 0.0026, 68, 60, 10),            # at most 400 batches an epoch; a step to match
+    (1_000_000, 500_000, OWN, 0.011, 1250, 60, 10),
+    (20_000, 10_000, OWN + ["--batch-size", "100"], 0.0032, 100, 60, 10),  # what the command line gives stays
+    (1309, 655, OWN + ["--lr", "0.05"], 0.05, 10, 60, 10),
+    (1309, 655, OWN + ["--epochs", "4"], 0.001, 10, 4, None),    # a number of epochs given: no stopping early
+    (1309, 655, OWN + ["--epochs", "4", "--lr", "0.01", "--batch-size", "10"], 0.01, 10, 4, None),
 ])
 def test_training_settings_follow_the_tables_size(capsys, rows, train_rows, options, lr, batch_size, epochs, patience):
     training = training_for(parse_args(options, dc.TUTORIAL), rows, train_rows)
     assert (training.lr, training.batch_size, training.epochs, training.patience) == \
         (pytest.approx(lr), batch_size, epochs, patience)
     out = capsys.readouterr().out
-    assert training.refit == (250 < rows <= 1000)
-    if rows <= 250 or len(options) == 6:
+    folds = bool(options) and rows <= 1000 and "--epochs" not in options
+    assert training.folds == (5 if folds else 0)
+    assert training.every_row == bool(options)  # every table but the tutorial's sheet learns from every row
+    if not options or len(options) == 8 or (rows <= 1000 and not folds):
         assert out == ""
     elif rows <= 1000:
-        assert out == ("Choosing the epochs on the validation rows (their loss smoothed over 5 epochs, until it has not "
-                       f"improved for 20, at most 100) at learning rate {lr:g}, then training again on the training "
-                       "and validation rows, as for any table of 251 to 1,000 rows (this one has "
-                       f"{rows:,}); --epochs and --lr set them\n\n")
+        assert out == ("Choosing the epochs on 5 folds of the training and validation rows (their validation loss "
+                       "averaged and smoothed over 5 epochs, until it has not improved for 20, at most 100) at "
+                       f"learning rate {lr:g}, then training again on the training and validation rows, as for any "
+                       f"table of up to 1,000 rows (this one has {rows:,}); --epochs and --lr set them\n\n")
     else:
         length = f"until the validation loss has not improved for 10 epochs (at most {epochs})" if patience \
             else f"for {epochs} epochs"
         assert out == (f"Training {length} at learning rate {lr:g} in batches of {batch_size}, as for any table of "
                        f"more than 1,000 rows (this one has {rows:,}); --epochs, --lr and --batch-size set them\n\n")
+
+
+def test_only_the_tutorials_own_sheet_is_the_tutorials_run(tmp_path):
+    import shutil
+
+    assert parse_args([], dc.TUTORIAL).tutorial_table
+    assert parse_args(["--data", dc.DEFAULT_DATA], dc.TUTORIAL).tutorial_table  # named, it is the same file
+    shutil.copy(dc.DEFAULT_DATA, tmp_path / "Iris_dataset.xlsx")
+    assert not parse_args(["--data", str(tmp_path / "Iris_dataset.xlsx")], dc.TUTORIAL).tutorial_table  # a copy: a table
+    assert not parse_args(["--data", str(tmp_path / "missing.xlsx")], dc.TUTORIAL).tutorial_table
+
+
+def test_folds_hold_every_row_once_and_share_out_each_class():
+    targets = torch.tensor([0] * 23 + [1] * 7 + [2] * 3)
+    folds = dealt_folds(targets, 5, seed=4)
+    assert sorted(torch.cat(folds).tolist()) == list(range(len(targets)))
+    assert [len(fold) for fold in folds] == [7, 7, 7, 6, 6]
+    for number, rows in ((0, 23), (1, 7)):
+        counts = [int((targets[fold] == number).sum()) for fold in folds]
+        assert max(counts) - min(counts) <= 1 and sum(counts) == rows
+    assert sorted(int((targets[fold] == 2).sum()) for fold in folds) == [0, 0, 1, 1, 1]  # fewer rows than folds
 
 
 def test_a_small_tables_epochs_are_chosen_on_the_smoothed_validation_loss():
@@ -281,9 +309,10 @@ def test_a_small_table_is_trained_again_on_its_training_and_validation_rows(tmp_
     epochs = [line for line in out.splitlines() if line.startswith("Completed training batch")]
     losses = [float(line.split("Validation Loss is: ")[1].split()[0]) for line in epochs]
     best = chosen_epoch(losses, smoothed=True)
-    assert len(epochs) == 100 or min(losses[-20:]) >= min(losses[:-20])  # stopped 20 epochs after the lowest
-    assert (f"Trained for {len(epochs)} epochs: the validation loss, smoothed over 5 epochs, was lowest in epoch "
-            f"{best}; then trained again on the 280 training and validation rows for {best} epochs, the model kept") in out
+    assert len(epochs) == 100 or len(epochs) == best + 20  # stopped 20 epochs after the lowest smoothed loss
+    assert (f"Trained {len(epochs)} epochs on each of 5 folds: their validation loss, averaged and smoothed over 5 "
+            f"epochs, was lowest in epoch {best}; then trained on the 280 training and validation rows for {best} "
+            "epochs, the model kept") in out
     assert (f"Then learned again from all 400 labelled rows for {best} epochs, as the tested model was trained: the "
             "saved model learned from every row, the 120 test rows too") in out
     assert "The 120 test rows were held out: the model never learned from them" in out
@@ -330,31 +359,31 @@ def test_ctrl_c_while_learning_from_every_row_keeps_the_tested_model(tmp_path, c
     assert record["weights_sha256"] == weights_fingerprint(torch.load(tmp_path / "NetModel.pth", weights_only=True))
 
 
-def test_ctrl_c_while_a_small_table_trains_again_keeps_the_first_trainings_best(tmp_path, capsys, monkeypatch):
+def test_ctrl_c_while_a_small_tables_epochs_are_chosen_saves_nothing_and_keeps_the_earlier_model(tmp_path, capsys,
+                                                                                                 monkeypatch):
     blobs(rows=400, classes=3, features=3, spread=1.5).to_csv(tmp_path / "small.csv", index=False)
-    real_train, calls, best = dc.train, [], {}
+    code, _, err = run_main(capsys, "--data", tmp_path / "small.csv", "--label", "kind", "--epochs", 2, "--no-onnx",
+                            "--output-dir", tmp_path)
+    assert code == 0, err
+    earlier = {name: (tmp_path / name).read_bytes() for name in ("NetModel.pth", "NetModel.json")}
+    for stop_at in (3, 5 * 4 + 1):  # in the folds' third training call; training again after four epochs of folds
+        real_train, calls = dc.train, []
 
-    def train(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:  # training again on the training and validation rows
-            raise dc.TrainingInterrupted(0)
-        bound = inspect.signature(real_train).bind(*args, **kwargs)
-        model, save = bound.arguments["model"], bound.arguments["save"]
+        def train(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == stop_at:
+                raise dc.TrainingInterrupted(0)
+            return real_train(*args, **kwargs)
 
-        def save_and_remember():
-            save()
-            best.update({name: tensor.clone() for name, tensor in model.state_dict().items()})
+        monkeypatch.setattr(dc, "train", train)
+        monkeypatch.setattr("classifier_kit.app.chosen_epoch", lambda losses, smoothed: 1)  # with a patience of 3:
+        monkeypatch.setattr("classifier_kit.app.training_for",  # four epochs of folds, then training again
+                            lambda *args: dataclasses.replace(training_for(*args), patience=3))
+        code, out, err = run_main(capsys, "--data", tmp_path / "small.csv", "--label", "kind", "--no-onnx",
+                                  "--output-dir", tmp_path)
+        assert code == 130
+        assert err.strip() == "Interrupted: training stopped before the first checkpoint; nothing was saved"
+        assert {name: (tmp_path / name).read_bytes() for name in earlier} == earlier
+        assert len(calls) == stop_at
 
-        bound.arguments["save"] = save_and_remember
-        return real_train(*bound.args, **bound.kwargs)
 
-    monkeypatch.setattr(dc, "train", train)
-    code, out, err = run_main(capsys, "--data", tmp_path / "small.csv", "--label", "kind", "--no-onnx",
-                              "--output-dir", tmp_path)
-    assert code == 130
-    assert "Interrupted: training stopped; the best model so far (epoch " in err
-    record = json.loads((tmp_path / "NetModel.json").read_text())
-    saved = torch.load(tmp_path / "NetModel.pth", weights_only=True)
-    assert record["weights_sha256"] == weights_fingerprint(saved)
-    for name in ("layer2.weight", "layer2.bias", "layer3.weight", "layer3.bias"):  # layer1 has the scaling folded in
-        assert torch.equal(saved[name], best[name]), name  # the first training's best weights, not the second's
