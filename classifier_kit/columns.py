@@ -13,6 +13,10 @@ from .tables import check_columns
 
 
 ROW_NUMBER_NAMES = {"#", "id", "index", "no.", "nr", "row", "row number", "unnamed: 0"}
+# A text column of more different values than half its rows is still categories when at least this share of its rows
+# hold a value that another row holds (car models among car names): those values can be learned, the others count as
+# one value, 'other' (Preprocessing)
+REPEATED_SHARE = 0.25
 MINIMUM_ROWS = 5  # the fewest rows for which int(rows*0.2) validation and int(rows*0.3) test rows are both > 0
 MOST_CATEGORIES_ASKED = 1000  # a column with more values is not taken as categories even when named
 
@@ -82,14 +86,17 @@ def default_role(values, first=False, decimal="."):
     if share >= 0.5 and count > MOST_NUMBER_CODES:
         return None, (f"whole numbers mixed with codes such as '{codes[0]}', {count} different values: taken as "
                       "an identifier or a code; --categorical takes it as categories")
-    distinct, filled = text_codes(values)[1], int(values.notna().sum())
+    codes, distinct = text_codes(values)
+    filled = int(values.notna().sum())
     if len(distinct) <= 1:
         return None, "the same text in every row"
     if len(distinct) > max(2, filled // 2):
         if len(distinct) >= 0.9 * filled:
             return None, "a different text in almost every row, taken as an identifier or free text"
-        return None, (f"{len(distinct)} different texts in {filled} rows, too many to be categories (each value in "
-                      "two rows or more on average; --categorical takes it anyway)")
+        counts = np.bincount(codes[codes >= 0], minlength=len(distinct))
+        if counts[counts > 1].sum() < REPEATED_SHARE * filled:
+            return None, (f"{len(distinct)} different texts in {filled} rows, too many to be categories (fewer than "
+                          "a quarter of the rows hold a value that another row holds; --categorical takes it anyway)")
     return "category", None
 
 

@@ -282,3 +282,33 @@ def test_a_many_valued_text_column_keeps_its_frequent_values_and_the_rest_is_oth
     assert preprocessing.encode(np.zeros((4, 1)), [rows])[:, 1].tolist() == [5, 101, 100, 0]
     assert preprocessing.encode(np.zeros((1, 1)), [unseen])[:, 1].tolist() == [101]  # never seen: 'other' too
     assert preprocessing.unseen([unseen]) == [("city", ["Atlantis"], True)]
+
+
+@pytest.mark.parametrize("repeated_rows, role", [(0, None), (20, None), (24, None), (26, "category"), (40, "category")])
+def test_text_of_many_values_is_categories_when_a_quarter_of_its_rows_repeat_a_value(repeated_rows, role):
+    """100 car names, 60 to 100 different ones: the names that recur (a model in several years) can be learned."""
+    from classifier_kit.columns import default_role
+
+    pairs = [f"model {number // 2}" for number in range(repeated_rows)]  # each held by two rows
+    names = pairs + [f"car {number}" for number in range(100 - repeated_rows)]
+    assert len(set(names)) >= 60  # more different values than half the rows: the old rule left every one out
+    found, why = default_role(pd.Series(names, dtype=object))
+    assert found == role
+    if role is None and len(set(names)) < 90:
+        assert why == (f"{len(set(names))} different texts in 100 rows, too many to be categories (fewer than a "
+                       "quarter of the rows hold a value that another row holds; --categorical takes it anyway)")
+
+
+def test_car_names_of_recurring_models_are_a_feature(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    makers = {"ford": "usa", "toyota": "japan", "fiat": "europe"}
+    models = [f"{maker} {number}" for maker in makers for number in range(10)]
+    names = list(rng.choice(models, 40)) + [f"{maker} special {number}" for number, maker in
+                                             enumerate(rng.choice(list(makers), 60))]
+    table = pd.DataFrame({"weight": rng.normal(3000, 400, 100).round(), "name": names,
+                          "origin": [makers[name.split()[0]] for name in names]})
+    table.to_csv(tmp_path / "cars.csv", index=False)
+    code, out, err = run_main(capsys, "--data", tmp_path / "cars.csv", "--label", "origin", "--epochs", 2, "--no-onnx",
+                              "--output-dir", tmp_path)
+    assert code == 0, err
+    assert f"Input features (2): weight, name (categories: {len(set(names))})" in out
