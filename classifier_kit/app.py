@@ -18,11 +18,12 @@ from .errors import InputError, RunError, file_system_advice, first_line
 from .onnx_export import CHECK_ROWS, compare_scores
 from .outputs import CommitInterrupted, OutputFiles, finish_stopped_commit, stop_on_terminate, write_json
 from .pictures import import_pyplot, write_pictures
-from .preprocessing import CodedInputs, Preprocessing, raw_rows, rows_of, show_preprocessing
+from .preprocessing import Preprocessing, raw_rows, rows_of, show_preprocessing
 from .quality import class_report, cross_validate, dealt_folds, held_out_line, imbalance_note, print_report
 from .record import (MOST_ROWS_REMEMBERED, ModelRecord, learned_rows_among, load_model, metadata_path,
                      row_fingerprints, rows_learned)
-from .training import SMOOTHING, TrainingInterrupted, balanced_weights, chosen_epoch, training_for
+from .training import (SMOOTHING, TrainingInterrupted, balanced_weights, chosen_epoch, number_bins, training_for,
+                       weighted_rate)
 
 EVALUATION_BATCH_SIZE = 4096  # validation and test need no gradients, so they run in large batches
 
@@ -93,10 +94,15 @@ def train_run(options, tutorial):
                                   layout=options.layout, categorical=options.categorical)
         show_table(tutorial, data, weighted)
         rows = tutorial.split_data(len(data.targets), options.seed)
-        preprocessing = Preprocessing.fit(data, rows[0])
+        preprocessing = Preprocessing.fit(data, rows[0], number_bins(options, len(data.targets)))
         show_preprocessing(data, preprocessing, rows[0])
         test_rows = TestRows.of(data, preprocessing, rows[2])
         training = training_for(options, len(data.targets), len(rows[0]))
+        if training.rate_by_weights:
+            weights = balanced_weights(data.targets[rows[0]], len(data.classes))
+            print(f"With class weights up to {float(weights.max()):.3g}, the learning rate is "
+                  f"{weighted_rate(training, weights):g}: {training.lr:g} divided by the square root of the largest "
+                  "weight; --lr sets it\n")
         cross_validation = cross_validate(options, data, functools.partial(test_fold, tutorial, training, data,
                                                                            device)) if options.folds else {}
         print("The model will be running on", device, "device\n")
@@ -211,7 +217,7 @@ MODES = {"train": train_run, "skip-training": test_run, "predict": predict_row, 
 def test_fold(tutorial, training, data, device, train_rows, validate_rows, test_rows):
     """One cross-validation fold (--folds): trained as the run trains, nothing kept; the fold's predicted and true
     classes."""
-    preprocessing = Preprocessing.fit(data, train_rows)
+    preprocessing = Preprocessing.fit(data, train_rows, training.bins)
     try:
         trained = train_model(tutorial, training, data, preprocessing, train_rows, validate_rows, device)
     except TrainingInterrupted:
@@ -317,9 +323,9 @@ def new_network(tutorial, training, data, preprocessing, targets, device):
     those of the rows it learns from (`targets`). Returns (network, model, loss_fn, optimizer)."""
     torch.manual_seed(training.seed)
     network = tutorial.Network(preprocessing.width, len(data.classes))
-    model = (CodedInputs(network, len(data.features), preprocessing.sizes) if data.categorical else network).to(device)
+    model = preprocessing.training_model(network).to(device)
     weights = balanced_weights(targets, len(data.classes)).to(device) if training.class_weight == "balanced" else None
-    return (network, model, *tutorial.loss_and_optimizer(model, training.lr, weights))
+    return (network, model, *tutorial.loss_and_optimizer(model, weighted_rate(training, weights), weights))
 
 
 def train_model(tutorial, training, data, preprocessing, train_rows, validate_rows, device, split=None):
@@ -421,7 +427,7 @@ def train_again(tutorial, training, network, model, loss_fn, train_inputs, valid
     rows = torch.cat([train_inputs, validate_inputs])
     loader = tutorial.batch_loader(rows, targets, min(training.batch_size, len(rows)), shuffle=True,
                                    seed=training.seed)
-    optimizer = tutorial.loss_and_optimizer(model, training.lr)[1]
+    optimizer = tutorial.loss_and_optimizer(model, weighted_rate(training, loss_fn.weight))[1]
     validate = tutorial.batch_loader(validate_inputs, targets[len(train_inputs):], EVALUATION_BATCH_SIZE)
     try:
         with quiet():  # its validation figures would be of rows it trains on
@@ -444,7 +450,7 @@ def trained_network(tutorial, trained):
     network = tutorial.Network(preprocessing.width, len(trained.classes))
     network.load_state_dict(trained.state)
     network.eval()
-    return CodedInputs(network, len(trained.features), preprocessing.sizes) if preprocessing.categorical else network
+    return preprocessing.training_model(network)
 
 
 def train_on_every_row(tutorial, training, data, trained, device, split):
@@ -453,7 +459,7 @@ def train_on_every_row(tutorial, training, data, trained, device, split):
     epochs the validation rows chose. Returns what is saved."""
     rows = torch.arange(len(data.targets))
     tested, training = training, training.for_rows(len(rows))
-    preprocessing = Preprocessing.fit(data, rows)
+    preprocessing = Preprocessing.fit(data, rows, training.bins)
     inputs = preprocessing.transform(*rows_of(data, rows))
     loader = tutorial.batch_loader(inputs, data.targets, min(training.batch_size, len(rows)), shuffle=True,
                                    seed=training.seed)

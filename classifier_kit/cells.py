@@ -38,35 +38,38 @@ def plain_text(value):
     if isinstance(value, (float, np.floating)) and float(value).is_integer() and abs(value) < 1e16:
         return str(int(value))
     if isinstance(value, (float, np.floating)):
-        return repr(float(value))
+        return f"{float(value):.15g}"  # Excel's 15 digits: what a workbook shows and a CSV of it holds
     return unicodedata.normalize("NFC", str(value).strip())
 
 
-# A number as a program writes it in a text file where a workbook keeps a number: 2.0, -0.50, 5.8E-05, True
-WRITTEN_NUMBER = re.compile(r"[+-]?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+# A number as a program writes it in a text file where a workbook keeps a number, by the table's decimal mark:
+# 2.0, -0.50, 5.8E-05 (and 2,0, -0,50, 5,8E-05 in a decimal-comma table)
+WRITTEN_NUMBER = {decimal: re.compile(rf"[+-]?(?:0|[1-9]\d*)(?:{re.escape(decimal)}\d+)?(?:[eE][+-]?\d+)?")
+                  for decimal in ".,"}
 
 
-def value_text(value):
+def value_text(value, decimal="."):
     """The text a category or class cell stands for, whatever the file type: plain_text, with a number written
-    in text as the number a workbook would hold ('0.0' from a CSV is the workbook's 0: '0'; '1.50' is '1.5') and
-    TRUE/True/true as one. Codes keep their form: '02134', '007', '1X' stay as written."""
+    in text (with the table's decimal mark) as the number a workbook would hold ('0.0' from a CSV is the
+    workbook's 0: '0'; '1.50' is '1.5', and so is '1,50' in a decimal-comma table) and TRUE/True/true as one.
+    Codes keep their form: '02134', '007', '1X' stay as written."""
     text = plain_text(value)
     if isinstance(value, str):
         if text.upper() in ("TRUE", "FALSE"):
             return text.upper()
-        if WRITTEN_NUMBER.fullmatch(text) and not text.lstrip("+-").isdigit():
-            return plain_text(float(text))
+        if WRITTEN_NUMBER[decimal].fullmatch(text) and not text.lstrip("+-").isdigit():
+            return plain_text(float(text.replace(decimal, ".")))
     return text
 
 
-def category_text(value):
+def category_text(value, decimal="."):
     """The text of a category cell ('' for a blank): '02134' stays '02134', 'None' and 'NA' are blanks."""
-    return "" if is_blank(value) else value_text(value)
+    return "" if is_blank(value) else value_text(value, decimal)
 
 
-def class_text(value):
+def class_text(value, decimal="."):
     """The text of a label cell ('' for an empty one): 'NA' (North America) or 'None' can be real classes."""
-    return "" if is_empty_cell(value) else value_text(value)
+    return "" if is_empty_cell(value) else value_text(value, decimal)
 
 
 DOT_DECIMAL = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"          # 1,234.5  1234.5

@@ -86,7 +86,7 @@ def default_role(values, first=False, decimal="."):
     if share >= 0.5 and count > MOST_NUMBER_CODES:
         return None, (f"whole numbers mixed with codes such as '{codes[0]}', {count} different values: taken as "
                       "an identifier or a code; --categorical takes it as categories")
-    codes, distinct = text_codes(values)
+    codes, distinct = text_codes(values, decimal=decimal)
     filled = int(values.notna().sum())
     if len(distinct) <= 1:
         return None, "the same text in every row"
@@ -107,21 +107,21 @@ def asked_role(values, column, path, as_category, decimal="."):
                          "leave it out of --features")
     if not as_category and is_numeric_column(values, decimal):
         return "number"
-    count = len(text_codes(values)[1])
+    count = len(text_codes(values, decimal=decimal)[1])
     if count > MOST_CATEGORIES_ASKED:
         raise InputError(f"{path}: column '{column}' has {count} different values, too many to be categories "
                          f"(at most {MOST_CATEGORIES_ASKED}); leave it out of --features and --categorical")
     return "category"
 
 
-def text_codes(values, text=category_text):
+def text_codes(values, text=category_text, decimal="."):
     """Each cell's index into the column's distinct values as text (-1: blank), by the cell rules: a
-    category's text (category_text) or, with text=class_text, a label's.
+    category's text (category_text) or, with text=class_text, a label's; decimal: the table's decimal mark.
 
     Returns (codes as int32, distinct texts in order of appearance).
     """
     codes, distinct = pd.factorize(values)
-    texts = [text(value) for value in np.asarray(distinct, dtype=object)]
+    texts = [text(value, decimal) for value in np.asarray(distinct, dtype=object)]
     unique = {}
     for text in texts:
         if text:
@@ -357,8 +357,9 @@ def table_data(table, path, label, features=None, categorical=(), classes=None, 
         raise InputError(f"{path}: {len(table)} data rows; at least {MINIMUM_ROWS} are needed so that the "
                          "training, validation (20 %) and test (30 %) sets are not empty")
     inputs = torch.from_numpy(numeric_matrix(table, numbers, path))
-    categories = [text_codes(table[column]) for column in texts]
-    codes, names = text_codes(table[label], class_text)
+    decimal = table.attrs["layout"].get("decimal") or "."
+    categories = [text_codes(table[column], decimal=decimal) for column in texts]
+    codes, names = text_codes(table[label], class_text, decimal)
     if classes is None:
         classes = sorted_classes(names)
         if len(classes) < 2:

@@ -91,6 +91,20 @@ def offset_step(part, source, offset):
     return part.node("Sub", [source, part.constant(np.asarray(offset, np.float32), "input_offset")], "centred")
 
 
+def bins_step(part, source, bins, feature_count):
+    """CodedInputs' bins (a PiecewiseLinear) from the numbers: each bin's feature repeated (MatMul), less the bin's
+    low edge, times its scale (Sub, Mul), clipped to [0, 1] as 1 - relu(1 - relu(z)) (Relu, Sub)."""
+    index = bins.index.numpy()
+    select = np.zeros((feature_count, len(index)), np.float32)
+    select[index, np.arange(len(index))] = 1
+    repeated = part.node("MatMul", [source, part.constant(select, "bin_features")], "bin_values")
+    shifted = part.node("Sub", [repeated, part.constant(bins.low.numpy(), "bin_low")], "bin_shifted")
+    rising = part.node("Mul", [shifted, part.constant(bins.scale.numpy(), "bin_scale")], "bin_rising")
+    one = part.constant(np.ones(1, np.float32), "bin_one")
+    below_one = part.node("Sub", [one, part.node("Relu", [rising], "bin_from_low")], "bin_to_go")
+    return part.node("Sub", [one, part.node("Relu", [below_one], "bin_left")], "bins")
+
+
 def one_hot_step(part, source, position, values):
     """One categorical feature's one-hot columns from the `categories` input (Gather, OneHotEncoder, Reshape): one
     per value kept, a value never seen or rare setting none; a missing marker ('NA', 'None' ...) is a blank, as in
@@ -127,7 +141,7 @@ def onnx_preprocessing(exported, preprocessing):
 
     Inputs: `input` float [batch_size, number features] (NaN: blank) and, with categorical
     features, `categories` string [batch_size, categorical features] ('': blank): fill_step,
-    offset_step, then per categorical feature one_hot_step and other_step; Concat joins them
+    offset_step, bins_step, then per categorical feature one_hot_step and other_step; Concat joins them
     into the network's input. Windows ML reads these operators since Windows 10 1809.
     """
     import onnx
@@ -144,6 +158,9 @@ def onnx_preprocessing(exported, preprocessing):
         parts.append(fill_step(part, "input", preprocessing.fill))
         if preprocessing.offset is not None:
             parts[-1] = offset_step(part, parts[-1], preprocessing.offset)
+        if preprocessing.bin_count:
+            parts.append(bins_step(part, parts[0], preprocessing.piecewise(standardized=False),
+                                   len(preprocessing.features)))
     if preprocessing.categorical:
         new_inputs.append(helper.make_tensor_value_info("categories", TensorProto.STRING,
                                                         ["batch_size", len(preprocessing.categorical)]))

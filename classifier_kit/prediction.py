@@ -54,7 +54,7 @@ def model_answers(model, record, cells, where, decimal, predict=False):
     numbers = numeric_matrix(cells_as_numbers(cells[record.features].copy(), (), decimal), record.features, where,
                              cells if predict else None)
     check_fillable(preprocessing, numbers, where)
-    categories = [text_codes(cells[column]) for column in record.categorical_features]
+    categories = [text_codes(cells[column], decimal=decimal or ".") for column in record.categorical_features]
     warn_unseen(preprocessing, categories)
     return probabilities(model, preprocessing.encode(numbers, categories)).numpy(), (numbers, categories)
 
@@ -109,7 +109,7 @@ def predict_file(model, record, path, sheet, destination, staged=None, layout=No
         predictions[column] = values
     report = None
     if label in table.columns:
-        report = label_report(table[label], predicted, record, path, read)
+        report = label_report(table[label], predicted, record, path, read, table.attrs["layout"]["decimal"])
     elif metrics:
         raise InputError(f"{path}: --metrics needs the label column '{label}' in the table, to compare with")
     with contextlib.nullcontext(staged) if staged else atomic_path(destination) as temporary:
@@ -130,11 +130,11 @@ def predict_file(model, record, path, sheet, destination, staged=None, layout=No
     return predictions
 
 
-def label_report(labels, predicted, record, path, read):
+def label_report(labels, predicted, record, path, read, decimal="."):
     """The report (quality.class_report) on the rows whose label is one of the model's classes, read by the
     label's cell rule (class_text), how many of them the model learned from (`read`: the rows as the model read
     them; None when its record cannot tell), and what rows were not counted and why."""
-    codes, names = text_codes(labels, class_text)
+    codes, names = text_codes(labels, class_text, decimal or ".")
     number_of = {name: number for number, name in enumerate(record.classes)}
     actual = np.array([number_of.get(name, -1) for name in names] + [-1])[codes]
     known = actual >= 0

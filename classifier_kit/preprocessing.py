@@ -10,6 +10,10 @@ import torch.nn as nn
 MANY_VALUES = 100
 RARE_ROWS = 1
 MOST_CATEGORIES = 1000
+# A number feature may also be encoded over BINS bins between the quantiles of its training rows (piecewise-linear
+# encoding): an input a bin, 0 below the bin, 1 above it and rising across it, so that a small network finds the
+# thresholds that trees find (Gorishniy, Rubachev and Babenko, "On embeddings for numerical features", 2022)
+BINS = 8
 
 
 class InputScaling:
@@ -97,14 +101,18 @@ class Preprocessing:
     min_frequency and max_categories).
     """
 
-    def __init__(self, features, fill, categorical=(), categories=(), scaling=None, other=None):
+    def __init__(self, features, fill, categorical=(), categories=(), scaling=None, other=None, bins=None):
         self.features, self.fill = list(features), np.asarray(fill, dtype=np.float64)
         self.categorical, self.categories = list(categorical), [list(values) for values in categories]
         self.scaling = scaling
         self.other = [bool(flag) for flag in other] if other is not None else [False] * len(self.categories)
+        self.bins = [np.asarray(edges, dtype=np.float64) for edges in bins] if bins else \
+            [np.zeros(0)] * len(self.features)
 
     @classmethod
-    def fit(cls, data, rows):
+    def fit(cls, data, rows, bins=0):
+        """Learn it from the training rows; bins: encode each number feature over that many quantile bins too
+        (0: not)."""
         numbers = data.inputs[rows].numpy()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a column blank in every training row
@@ -123,8 +131,9 @@ class Preprocessing:
                 kept = [code for _, code in frequent]
             categories.append(sorted(values[code] for code in kept) + ([""] if (present < 0).any() else []))
             other.append(len(kept) < len([code for code in present if code >= 0]))
+        edges = [quantile_edges(filled[:, position], bins) for position in range(filled.shape[1])] if bins else None
         return cls(data.features, fill, data.categorical, categories, InputScaling.fit(torch.from_numpy(filled)),
-                   other)
+                   other, edges)
 
     @property
     def sizes(self):
@@ -132,9 +141,14 @@ class Preprocessing:
         return [len(values) + other for values, other in zip(self.categories, self.other)]
 
     @property
+    def bin_count(self):
+        """The piecewise-linear inputs of the number features: one a bin."""
+        return sum(max(len(edges) - 1, 0) for edges in self.bins)
+
+    @property
     def width(self):
-        """The network's input size: the number features, then each category's one-hot column."""
-        return len(self.features) + sum(self.sizes)
+        """The network's input size: the number features, their bins, then each category's one-hot column."""
+        return len(self.features) + self.bin_count + sum(self.sizes)
 
     @property
     def offset(self):
@@ -151,7 +165,7 @@ class Preprocessing:
         category number (-1: a value the model has never seen). categories: per categorical feature,
         (codes, values) as Data holds them."""
         numbers = numbers.numpy() if isinstance(numbers, torch.Tensor) else np.asarray(numbers, dtype=np.float32)
-        coded = np.empty((len(numbers), self.width - sum(self.sizes) + len(self.categorical)), dtype=np.float32)
+        coded = np.empty((len(numbers), len(self.features) + len(self.categorical)), dtype=np.float32)
         count = len(self.features)
         coded[:, :count] = np.where(np.isnan(numbers), self.fill.astype(np.float32), numbers)
         for position, ((codes, values), known, other) in enumerate(zip(categories, self.categories, self.other)):
@@ -178,9 +192,55 @@ class Preprocessing:
         return found
 
     def model(self, network):
-        """The saved network as it takes coded rows: itself, or behind the offset and the category lookup."""
-        return network if not self.categorical and self.offset is None else \
-            CodedInputs(network, len(self.features), self.sizes, self.offset)
+        """The saved network as it takes coded rows: itself, or behind the offset, the bins and the category
+        lookup."""
+        return network if not self.categorical and self.offset is None and not self.bin_count else \
+            CodedInputs(network, len(self.features), self.sizes, self.offset, self.piecewise(standardized=False))
+
+    def training_model(self, network):
+        """The network as it trains on transform's rows (standardized numbers, then category numbers)."""
+        return network if not self.categorical and not self.bin_count else \
+            CodedInputs(network, len(self.features), self.sizes, None, self.piecewise(standardized=True))
+
+    def piecewise(self, standardized):
+        """The bins as a PiecewiseLinear for numbers standardized as in training, or for raw numbers less the
+        offset, as the saved model takes them (None: no bins)."""
+        if not self.bin_count:
+            return None
+        mean, std = self.scaling.mean, np.where(self.scaling.std > 0, self.scaling.std, 1.0)
+        offset = np.zeros(len(self.features)) if self.offset is None else self.offset.astype(np.float64)
+        index, low, scale = [], [], []
+        for position, edges in enumerate(self.bins):
+            if len(edges) < 2:
+                continue
+            shift, unit = (mean[position], std[position]) if standardized else (offset[position], 1.0)
+            index += [position] * (len(edges) - 1)
+            low += list((edges[:-1] - shift) / unit)
+            scale += list(unit / np.diff(edges))
+        return PiecewiseLinear(index, low, scale)
+
+
+def quantile_edges(values, bins):
+    """The edges of `bins` bins between the quantiles of a feature's training values (fewer where values repeat);
+    none for a feature of fewer than three different edges (yes/no, a constant)."""
+    edges = np.unique(np.quantile(values.astype(np.float64), np.linspace(0, 1, bins + 1))) if len(values) else []
+    return np.asarray(edges, dtype=np.float64) if len(edges) >= 3 else np.zeros(0)
+
+
+class PiecewiseLinear(nn.Module):
+    """The number features' bins: for bin b of feature j, z = (x_j - low_b) * scale_b clipped to [0, 1], as
+    1 - relu(1 - relu(z)) (the operators Windows ML reads since opset 7; relu(z) - relu(z - 1) would give 0 for a
+    value far past the edges, where z - 1 rounds to z)."""
+
+    def __init__(self, index, low, scale):
+        super().__init__()
+        self.register_buffer("index", torch.tensor(index, dtype=torch.long))
+        self.register_buffer("low", torch.tensor(np.asarray(low, np.float32)))
+        self.register_buffer("scale", torch.tensor(np.asarray(scale, np.float32)))
+
+    def forward(self, numbers):
+        z = (numbers[:, self.index] - self.low) * self.scale
+        return 1 - torch.relu(1 - torch.relu(z))
 
 
 class CodedInputs(nn.Module):
@@ -192,9 +252,10 @@ class CodedInputs(nn.Module):
     InputScaling).
     """
 
-    def __init__(self, network, number_count, sizes, offset=None):
+    def __init__(self, network, number_count, sizes, offset=None, bins=None):
         super().__init__()
         self.network, self.number_count, self.one_hot_count = network, number_count, int(sum(sizes))
+        self.bins = bins
         self.register_buffer("starts", torch.tensor(np.cumsum([0] + list(sizes[:-1])), dtype=torch.long)
                              if sizes else torch.zeros(0, dtype=torch.long))
         self.register_buffer("sizes", torch.tensor(list(sizes), dtype=torch.long))
@@ -203,6 +264,8 @@ class CodedInputs(nn.Module):
 
     def forward(self, x):
         numbers = x[:, :self.number_count] - self.offset
+        if self.bins is not None:
+            numbers = torch.cat([numbers, self.bins(numbers)], dim=1)
         if not self.one_hot_count:
             return self.network(numbers)
         codes = x[:, self.number_count:].long()
@@ -242,9 +305,13 @@ def show_preprocessing(data, preprocessing, train_rows):
     if grouped:
         print(f"Rare values grouped as one category, 'other' (past {MANY_VALUES} values, those of a single training "
               f"row): {', '.join(grouped)}")
+    binned = [f"{column} {len(edges) - 1}" for column, edges in zip(data.features, preprocessing.bins) if len(edges)]
+    if binned:
+        print(f"Number features also given to the network in bins between their training quantiles, bins: "
+              f"{', '.join(binned)}")
     constant = preprocessing.scaling.constant if preprocessing.scaling is not None and len(train_rows) else []
     for position in constant:
         print(f"Note: '{data.features[position]}' holds a single value ({preprocessing.scaling.mean[position]:g}) "
               "in every training row; it cannot tell the classes apart and the model ignores it")
-    if filled or own or grouped or len(constant):
+    if filled or own or grouped or binned or len(constant):
         print()

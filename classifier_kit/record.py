@@ -89,8 +89,10 @@ class ModelRecord:
     the column they came from; layout: how the training table was read (file kind,
     separator, decimal mark, encoding, header row, sheet), the default for a table of the
     same kind; seed and split: which rows were training, validation and test rows;
-    weights_sha256: the weights it belongs to. save() writes it with a fingerprint of all of
-    it; load() reads it back and refuses a record that was edited, or that is not one.
+    weights_sha256: the weights it belongs to; number_bins: for each number feature, the edges
+    of its piecewise-linear bins (empty: none; only written when a feature has some, so that
+    a record written before them reads as it was). save() writes it with a fingerprint of all
+    of it; load() reads it back and refuses a record that was edited, or that is not one.
     """
 
     features: list
@@ -105,6 +107,9 @@ class ModelRecord:
     seed: int | None
     split: dict
     weights_sha256: str | None
+    number_bins: list = dataclasses.field(default_factory=list)
+
+    OPTIONAL = ("number_bins",)  # left out of NetModel.json while empty
 
     def __post_init__(self):
         self.features, self.classes = list(self.features), list(self.classes)
@@ -115,6 +120,9 @@ class ModelRecord:
         self.layout, self.split = dict(self.layout or {}), dict(self.split or {})
         self.rare_as_other = list(self.rare_as_other) if self.rare_as_other is not None else \
             [False] * len(self.categories)
+        self.number_bins = [[float(edge) for edge in edges] for edges in self.number_bins or []]
+        if not any(self.number_bins):
+            self.number_bins = []
 
     @classmethod
     def fields(cls):
@@ -133,7 +141,7 @@ class ModelRecord:
         return cls(preprocessing.features, preprocessing.categorical, preprocessing.categories, preprocessing.other,
                    [float(str(np.float32(value))) for value in preprocessing.fill],  # as float32 holds them: 5.8
                    None if preprocessing.offset is None else preprocessing.offset, classes, label, layout, seed, split,
-                   weights_fingerprint(state_dict))
+                   weights_fingerprint(state_dict), [edges.tolist() for edges in preprocessing.bins])
 
     @property
     def inputs(self):
@@ -145,11 +153,13 @@ class ModelRecord:
         count = len(self.features)
         scaling = InputScaling(np.zeros(count), np.ones(count), self.input_offset)
         return Preprocessing(self.features, [math.nan] * count if self.fill is None else self.fill,
-                             self.categorical_features, self.categories, scaling, self.rare_as_other)
+                             self.categorical_features, self.categories, scaling, self.rare_as_other,
+                             self.number_bins or None)
 
     def content(self):
         """The record as NetModel.json holds it, less its fingerprint."""
-        return {"format": RECORD_FORMAT, **{name: getattr(self, name) for name in self.fields()}}
+        return {"format": RECORD_FORMAT, **{name: getattr(self, name) for name in self.fields()
+                                            if name not in self.OPTIONAL or getattr(self, name)}}
 
     def save(self, path):
         content = self.content()
@@ -175,11 +185,12 @@ class ModelRecord:
             raise InputError(f"{path}: not the record DataClassifier writes beside {os.path.basename(checkpoint)} "
                              f"({first_line(error)}); train the model again, or delete the record to take the "
                              "checkpoint as the tutorial's Iris model") from None
-        if content.get("fingerprint") != fingerprint({key: content[key] for key in ["format"] + cls.fields()}):
+        if content.get("fingerprint") != fingerprint({key: content[key] for key in ["format"] + cls.fields()
+                                                      if key in content}):
             raise InputError(f"{path} was changed after training: what it holds no longer matches its fingerprint "
                              "(classes, features, categories or fill values edited?); an edited record would make "
                              "the model answer wrongly, so train the model again or restore the record")
-        return cls(**{name: content[name] for name in cls.fields()})
+        return cls(**{name: content[name] for name in cls.fields() if name in content})
 
     def check_options(self, args):
         """The label and features given as options must agree with the record: it decides."""
@@ -240,7 +251,8 @@ def check_record(record):
     if record.get("format") != RECORD_FORMAT:
         raise ValueError(f"it is of format {record.get('format', 1)}, written by an earlier DataClassifier; this one "
                          f"reads format {RECORD_FORMAT}")
-    missing = [key for key in ["format"] + ModelRecord.fields() + ["fingerprint"] if key not in record]
+    missing = [key for key in ["format"] + ModelRecord.fields() + ["fingerprint"]
+               if key not in record and key not in ModelRecord.OPTIONAL]
     if missing:
         raise ValueError(f"it lacks {', '.join(missing)}")
     texts("features", 0 if record["categorical_features"] else 1)  # none when every feature is text
@@ -268,6 +280,13 @@ def check_record(record):
         raise ValueError("'layout' and 'split' must be JSON objects")
     if not (isinstance(record["seed"], int) and not isinstance(record["seed"], bool)):
         raise ValueError("'seed' must be a whole number")
+    bins = record.get("number_bins", [])
+    if not (isinstance(bins, list) and (not bins or len(bins) == len(record["features"])) and all(
+            isinstance(edges, list) and (not edges or len(edges) >= 3) and all(
+                isinstance(edge, (int, float)) and not isinstance(edge, bool) and math.isfinite(edge) for edge in edges)
+            and all(low < high for low, high in zip(edges, edges[1:])) for edges in bins)):
+        raise ValueError("'number_bins' must hold, for each number feature, no edges or at least three rising finite "
+                         "numbers")
 
 
 def load_model(path, network, fingerprint=None):

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 
 from .errors import InputError
+from .preprocessing import BINS
 
 
 # A table of more rows than this trains with a smaller rate until the validation loss stops improving
@@ -112,7 +113,8 @@ class Training:
     patience: stop once the validation loss has not improved for this many epochs (None: the
     tutorial's fixed epochs); folds: the epochs are chosen on this many folds of the training and validation rows,
     then the network is trained again on those rows for them (0: the epoch of the lowest validation loss is kept);
-    every_row: once tested, the saved model learns from every labelled row; class_weight: 'balanced' or None.
+    every_row: once tested, the saved model learns from every labelled row; bins: each number feature is also
+    encoded over this many quantile bins (number_bins); class_weight: 'balanced' or None.
     """
 
     epochs: int
@@ -122,7 +124,9 @@ class Training:
     patience: int | None = None
     folds: int = 0
     every_row: bool = False
+    bins: int = 0
     class_weight: str | None = None
+    rate_by_weights: bool = False  # class weights without --lr: the rate is weighted_rate's
     by_size: frozenset = frozenset()  # the settings the table's size chose ('batch_size', 'lr'), not the options
 
     def for_rows(self, rows):
@@ -189,7 +193,25 @@ def training_for(options, rows, train_rows):
     by_size = frozenset(name for name in ("batch_size", "lr") if name not in given) if rows > LARGE_TABLE_ROWS \
         else frozenset()
     return Training(epochs, lr, batch_size, options.seed, patience, folds, not options.tutorial_table,
-                    options.class_weight, by_size)
+                    number_bins(options, rows), options.class_weight,
+                    options.class_weight == "balanced" and "lr" not in given, by_size)
+
+
+def weighted_rate(training, weights):
+    """The learning rate for class weights (a tensor, one a class): with --class-weight balanced and no --lr, the
+    table's rate divided by the square root of the largest weight. A row of a class of 3 % weighs 16.7 and moves
+    the weights as 16.7 rows do, so the last epochs' weights jump about the threshold; the smaller step gave the
+    balanced accuracy of a class-weighted logistic regression (bench/README.md)."""
+    if weights is None or not training.rate_by_weights:
+        return training.lr
+    return float(f"{training.lr / math.sqrt(float(weights.max())):.2g}")
+
+
+def number_bins(options, rows):
+    """How many quantile bins each number feature is encoded over besides its value (Preprocessing): BINS on a
+    table of more than LARGE_TABLE_ROWS rows, where they pay for their inputs (bench/README.md); none on smaller
+    ones and on the tutorial's sheet, whose network stays the tutorial's 4 -> 24 -> 24 -> 3."""
+    return BINS if rows > LARGE_TABLE_ROWS and not options.tutorial_table else 0
 
 
 def large_table_rate(batch_size):

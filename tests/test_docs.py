@@ -85,7 +85,8 @@ def test_the_worked_example_prints_what_the_readme_quotes(tmp_path, capsys):
     assert code == 0, err
     for line in quoted_blocks("prints, after the table's head and the class counts:"):
         assert line in out.splitlines(), line
-    quoted = re.search(r"then trains, tests \(balanced accuracy ([\d.]+) %\)", open(os.path.join(ROOT, "README.md"), encoding="utf-8").read())
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
+        quoted = re.search(r"tests\s+\(balanced accuracy ([\d.]+) %\)", file.read())
     assert f"Balanced accuracy {quoted.group(1)} %" in out
     block = quoted_blocks("texts. Predict one row")
     code, out, err = run_main(capsys, "--output-dir", tmp_path, "--predict", "", 3, 12, "basic", "North")

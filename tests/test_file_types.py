@@ -395,3 +395,18 @@ def test_a_categorical_column_whose_every_value_is_rare_exports(tmp_path, capsys
     assert "same predicted classes" in out
     record = ModelRecord.load(str(tmp_path / "out" / "NetModel.pth")).content()
     assert record["categories"] == [[]] and record["rare_as_other"] == [True]
+
+
+@pytest.mark.parametrize("cell, decimal, text", [
+    ("1,50", ",", "1.5"), ("1.50", ".", "1.5"), (1.5, ",", "1.5"), ("-0,0", ",", "0"),
+    ("5,8E-05", ",", "5.8e-05"), (5.8e-05, ".", "5.8e-05"),
+    ("1,50", ".", "1,50"), ("1.500", ",", "1.500"),  # not a number of this table's mark: a text as written
+    ("02134", ",", "02134"), ("0,1", ",", "0.1"), (0.1 + 0.2, ".", "0.3"),  # Excel's 15 digits
+    (-2.22507e-311, ".", "-2.22507000000001e-311"), ("-2,22507000000001E-311", ",", "-2.22507000000001e-311"),
+])
+def test_a_number_in_a_category_cell_is_the_workbooks_number_at_any_decimal_mark(cell, decimal, text):
+    """What a workbook holds as a number and a CSV of it (with either decimal mark, at Excel's 15 digits) writes
+    as text is one category."""
+    from classifier_kit.cells import category_text
+
+    assert category_text(cell, decimal) == text

@@ -113,6 +113,21 @@ def countries_table(generator):
                          "regime": np.where(label == 1, "a", "b")}).sample(frac=1, random_state=1, ignore_index=True)
 
 
+def binned_table(generator):
+    """1,200 rows, more than 1,000: each number feature is also encoded over quantile bins; blanks, a column far
+    from zero (an offset), a yes/no column and a text one."""
+    rows = 1200
+    load = generator.gamma(2.0, 30.0, rows)
+    stamp = 1.7e9 + generator.integers(0, 86_400, rows)
+    urgent = generator.choice([0, 1], rows)
+    queue = generator.choice(["batch", "debug", "long"], rows)
+    label = np.where((load > 80) | ((urgent == 1) & (queue == "debug")), "slow", "fast")
+    cells = pd.DataFrame({"load": [f"{value:.1f}" for value in load], "submitted": stamp.astype(str),
+                          "urgent": urgent.astype(str), "queue": queue, "speed": label})
+    cells.loc[generator.choice(rows, 30, replace=False), "load"] = ""
+    return cells
+
+
 TABLES = {
     "markers": (markers_table, "kind", "markers.csv", {}, []),
     "european": (european_table, "Art", "european.txt", {"sep": "\t"}, []),
@@ -123,6 +138,7 @@ TABLES = {
     "workbook with notes": (workbook_table, "Sorte", "data.xlsx", {}, []),
     "a Windows-1252 line in UTF-8": (mixed_encoding_table, "kind", "mixed.csv", {"windows_1252_row": 5}, []),
     "a text column of many values": (countries_table, "regime", "countries.csv", {}, ["--categorical", "country"]),
+    "numbers in bins": (binned_table, "speed", "jobs.csv", {}, []),
 }
 
 
@@ -186,6 +202,10 @@ def test_every_path_gives_each_row_the_same_answer(name, tmp_path, capsys, monke
     record = ModelRecord.load(str(tmp_path / "NetModel.pth"))
     test_rows = dc.split_data(len(cells), 1)[2].numpy()
     assert record.split["learned_from"] == len(cells)  # not the tutorial's sheet: the saved model learned every row
+    assert bool(record.number_bins) == (len(cells) > 1000)  # number features in quantile bins past 1,000 rows
+    if record.number_bins:
+        assert ("Number features also given to the network in bins between their training quantiles, bins: load 8, "
+                "submitted 8") in out  # 'urgent' (0 or 1) has none
     assert np.abs(tested - trained).max() > 1e-3, "the saved model is not the tested one"
 
     code, out, err = run_main(capsys, "--predict-file", path, "--output-dir", tmp_path, "--metrics",

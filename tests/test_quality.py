@@ -387,3 +387,37 @@ def test_ctrl_c_while_a_small_tables_epochs_are_chosen_saves_nothing_and_keeps_t
         assert len(calls) == stop_at
 
 
+
+
+def test_class_weights_take_a_smaller_step_unless_the_rate_is_given(tmp_path, capsys):
+    from classifier_kit.training import weighted_rate
+
+    weights = balanced_weights(torch.tensor([0] * 97 + [1] * 3), 2)  # a class of 3 % weighs 16.7
+    own = training_for(parse_args(OWN + ["--class-weight", "balanced"], dc.TUTORIAL), 5000, 2500)
+    assert weighted_rate(own, weights) == pytest.approx(float(f"{0.001 / (100 / 6) ** 0.5:.2g}"))  # 0.00024
+    assert weighted_rate(own, None) == own.lr
+    given = training_for(parse_args(OWN + ["--class-weight", "balanced", "--lr", "0.01"], dc.TUTORIAL), 5000, 2500)
+    assert weighted_rate(given, weights) == 0.01  # --lr wins
+    plain = training_for(parse_args(OWN, dc.TUTORIAL), 5000, 2500)
+    assert not plain.rate_by_weights
+    table = blobs(rows=300, classes=2, features=3, spread=1.5)
+    table = pd.concat([table[table["kind"] == "class_a"], table[table["kind"] == "class_b"].head(30)])
+    table.to_csv(tmp_path / "rare.csv", index=False)
+    seen = []
+    real = dc.loss_and_optimizer
+
+    def spy(model, lr, class_weights=None):
+        seen.append(lr)
+        return real(model, lr, class_weights)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dc, "loss_and_optimizer", spy)
+        code, out, err = run_main(capsys, "--data", tmp_path / "rare.csv", "--label", "kind", "--class-weight",
+                                  "balanced", "--epochs", 3, "--no-onnx", "--output-dir", tmp_path)
+    assert code == 0, err
+    line = [line for line in out.splitlines() if line.startswith("With class weights up to ")]
+    assert len(line) == 1 and line[0].endswith(": 0.01 divided by the square root of the largest weight; --lr sets it")
+    largest = float(line[0].split("up to ")[1].split(",")[0])
+    assert largest > 2.5  # 30 rows of 180: the rare class weighs about 3
+    assert seen and all(rate == pytest.approx(float(f"{0.01 / largest ** 0.5:.2g}"), rel=0.2) for rate in seen)
+    assert all(rate < 0.01 for rate in seen)

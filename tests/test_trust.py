@@ -285,6 +285,9 @@ def test_a_value_not_finite_in_float32_is_refused_everywhere(trained, capsys, va
     (lambda record: record.update(input_offset=[1, 2]), "'input_offset' must be"),
     (lambda record: record.pop("format"), "it is of format 1, written by an earlier DataClassifier"),
     (lambda record: record.pop("split"), "it lacks split"),
+    (lambda record: record.update(number_bins=[[1, 2, 3]]), "'number_bins' must hold, for each number feature"),
+    (lambda record: record.update(number_bins=[[1, 3, 2], [], [], []]), "'number_bins' must hold"),
+    (lambda record: record.update(number_bins=[[1, 2], [], [], []]), "'number_bins' must hold"),
     (lambda record: record.clear() or record.update({"0": [1, 2]}), "this one reads format 2"),
 ])
 def test_every_malformed_record_is_one_error_line(trained, capsys, change, problem):
@@ -302,6 +305,7 @@ def test_every_malformed_record_is_one_error_line(trained, capsys, change, probl
     lambda record: record["fill"].__setitem__(0, 99.0),
     lambda record: record.update(seed=7),
     lambda record: record["layout"].update(decimal=","),
+    lambda record: record.update(number_bins=[[4.0, 5.0, 6.0], [], [], []]),  # bins added to a record of none
 ])
 def test_an_edited_record_is_refused_by_every_path(trained, capsys, change):
     record = json.loads((trained / "NetModel.json").read_text())
