@@ -399,6 +399,7 @@ def epochs_on_folds(tutorial, training, data, preprocessing, rows, device):
                                       EVALUATION_BATCH_SIZE)
         members.append((loader, check, new_network(tutorial, training, data, preprocessing,
                                                    data.targets[train_rows], device)[1:]))
+    sizes = [len(fold) for fold in folds]
     print("Begin training...")
     history = []
     for epoch in range(1, training.epochs + 1):
@@ -406,7 +407,6 @@ def epochs_on_folds(tutorial, training, data, preprocessing, rows, device):
         for loader, check, (model, loss_fn, optimizer) in members:
             with quiet():
                 figures.append(tutorial.train(model, loader, check, loss_fn, optimizer, 1, device, lambda: None)[0])
-        sizes = [len(check.dataset) for _, check, _ in members]
         mean = (sum(figure[0] for figure in figures) / len(figures),  # validation figures: by the folds' rows
                 *(sum(figure[position] * size for figure, size in zip(figures, sizes)) / sum(sizes) for position in (1, 2)))
         history.append(mean)
@@ -415,7 +415,7 @@ def epochs_on_folds(tutorial, training, data, preprocessing, rows, device):
         best = chosen_epoch([figure[1] for figure in history], smoothed=True)
         if epoch - best >= training.patience:
             break
-    return chosen_epoch([figure[1] for figure in history], smoothed=True), history
+    return best, history
 
 
 def train_again(tutorial, training, network, model, loss_fn, train_inputs, validate_inputs, targets, epochs, device):
